@@ -1,0 +1,344 @@
+"""Projects, API keys, authentication and authorisation."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from modelcycle.access import keys
+from modelcycle.access.schemas import (
+    ApiKey,
+    CreatedApiKey,
+    KeyCreate,
+    Principal,
+    Project,
+    ProjectCreate,
+)
+from modelcycle.errors import (
+    AuthenticationError,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+)
+from modelcycle.store import Page, Store, audit, encode_cursor
+from modelcycle.store.audit import AuditRecord
+from modelcycle.store.pagination import check_limit, decode_cursor
+from modelcycle.store.tables import ApiKeyRow, ProjectRow, utcnow
+from modelcycle.types import ROOT_PROJECT, Role
+
+SYSTEM_ACTOR = "system"
+
+
+def require(principal: Principal, role: Role) -> None:
+    """Raise ``PermissionDenied`` unless the caller's role includes ``role``."""
+    if not principal.role.allows(role):
+        raise PermissionDenied(
+            f"this action needs a key with role '{role}' or higher; this key is '{principal.role}'"
+        )
+
+
+def _project_out(row: ProjectRow) -> Project:
+    return Project(
+        id=row.id, name=row.name, description=row.description, created_at=row.created_at
+    )
+
+
+def _key_out(row: ApiKeyRow, project: str) -> ApiKey:
+    return ApiKey(
+        id=row.id,
+        name=row.name,
+        prefix=row.prefix,
+        role=Role(row.role),
+        project=project,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+def _key_audit(row: ApiKeyRow) -> dict[str, object]:
+    return {
+        "name": row.name,
+        "prefix": row.prefix,
+        "role": row.role,
+        "expires_at": row.expires_at.isoformat() if row.expires_at else None,
+        "revoked_at": row.revoked_at.isoformat() if row.revoked_at else None,
+    }
+
+
+class AccessService:
+    """Tenants and keys; every mutation is audited in the same transaction."""
+
+    def __init__(self, store: Store):
+        self._store = store
+
+    # -- bootstrap -----------------------------------------------------------------
+
+    def bootstrap(self, admin_key: str | None) -> str | None:
+        """Create the root project and the first admin key on first start.
+
+        Returns the plaintext key when one was generated (to print once), else
+        ``None``. A given ``admin_key`` is added if it is not stored yet.
+        """
+        if admin_key is not None and keys.parse_prefix(admin_key) is None:
+            raise InvalidInput(
+                "MODELCYCLE_ADMIN_KEY must look like mc_<8 lowercase letters/digits>_<32 letters/"
+                "digits>; generate one with: modelcycle keys generate"
+            )
+        with self._store.write() as session:
+            root = self._ensure_root_project(session)
+            if admin_key is not None:
+                found = session.execute(
+                    select(ApiKeyRow.id).where(ApiKeyRow.key_hash == keys.hash_key(admin_key))
+                ).first()
+                if found is None:
+                    self._insert_key(session, root, "bootstrap-admin", Role.ADMIN, admin_key)
+                return None
+            has_keys = session.execute(select(func.count(ApiKeyRow.id))).scalar_one() > 0
+            if has_keys:
+                return None
+            raw, _ = keys.generate_key()
+            self._insert_key(session, root, "bootstrap-admin", Role.ADMIN, raw)
+            return raw
+
+    def _ensure_root_project(self, session: Session) -> ProjectRow:
+        root = session.execute(
+            select(ProjectRow).where(ProjectRow.name == ROOT_PROJECT)
+        ).scalar_one_or_none()
+        if root is None:
+            root = ProjectRow(name=ROOT_PROJECT, description="Created on first start.")
+            session.add(root)
+            session.flush()
+            audit.append(
+                session,
+                AuditRecord(
+                    actor=SYSTEM_ACTOR,
+                    action="project.create",
+                    target=f"project:{ROOT_PROJECT}",
+                    project=ROOT_PROJECT,
+                    after={"name": ROOT_PROJECT},
+                ),
+            )
+        return root
+
+    def _insert_key(
+        self,
+        session: Session,
+        project: ProjectRow,
+        name: str,
+        role: Role,
+        raw: str,
+        *,
+        actor: str = SYSTEM_ACTOR,
+        expires_at: datetime | None = None,
+    ) -> ApiKeyRow:
+        prefix = keys.parse_prefix(raw)
+        assert prefix is not None
+        row = ApiKeyRow(
+            project_id=project.id,
+            name=name,
+            prefix=prefix,
+            key_hash=keys.hash_key(raw),
+            role=role.value,
+            created_by=actor,
+            expires_at=expires_at,
+        )
+        session.add(row)
+        try:
+            session.flush()
+        except IntegrityError as exc:
+            raise Conflict("a key with this prefix exists; generate a new key") from exc
+        audit.append(
+            session,
+            AuditRecord(
+                actor=actor,
+                action="key.create",
+                target=f"key:{prefix}",
+                project=project.name,
+                after=_key_audit(row),
+            ),
+        )
+        return row
+
+    # -- authentication ------------------------------------------------------------
+
+    def authenticate(self, raw_key: str) -> Principal:
+        """The caller behind ``raw_key``; ``AuthenticationError`` when it is not valid."""
+        prefix = keys.parse_prefix(raw_key)
+        if prefix is None:
+            raise AuthenticationError("invalid API key; pass 'Authorization: Bearer mc_...'")
+        with self._store.read() as session:
+            found = session.execute(
+                select(ApiKeyRow, ProjectRow)
+                .join(ProjectRow, ProjectRow.id == ApiKeyRow.project_id)
+                .where(ApiKeyRow.prefix == prefix)
+            ).first()
+        if found is None or not keys.matches(raw_key, found[0].key_hash):
+            raise AuthenticationError("invalid API key; pass 'Authorization: Bearer mc_...'")
+        row, project = found
+        if row.revoked_at is not None:
+            raise AuthenticationError("this API key was revoked; ask an admin for a new one")
+        if row.expires_at is not None and row.expires_at <= utcnow():
+            raise AuthenticationError("this API key has expired; ask an admin for a new one")
+        role = Role(row.role)
+        return Principal(
+            key_id=row.id,
+            key_name=row.name,
+            prefix=row.prefix,
+            project_id=project.id,
+            project=project.name,
+            role=role,
+            is_root=project.name == ROOT_PROJECT and role is Role.ADMIN,
+        )
+
+    # -- projects ------------------------------------------------------------------
+
+    def create_project(self, principal: Principal, body: ProjectCreate) -> Project:
+        """Create a tenant (root admins only)."""
+        self._require_root(principal)
+        with self._store.write() as session:
+            if self._find_project(session, body.name) is not None:
+                raise Conflict(f"project '{body.name}' exists; choose another name")
+            row = ProjectRow(name=body.name, description=body.description)
+            session.add(row)
+            session.flush()
+            audit.append(
+                session,
+                AuditRecord(
+                    actor=principal.actor,
+                    action="project.create",
+                    target=f"project:{body.name}",
+                    project=body.name,
+                    after=body.model_dump(),
+                ),
+            )
+            return _project_out(row)
+
+    def list_projects(self, principal: Principal) -> list[Project]:
+        """Every project for root admins; the caller's own for everyone else."""
+        require(principal, Role.VIEWER)
+        with self._store.read() as session:
+            query = select(ProjectRow).order_by(ProjectRow.id)
+            if not principal.is_root:
+                query = query.where(ProjectRow.id == principal.project_id)
+            return [_project_out(row) for row in session.execute(query).scalars()]
+
+    # -- keys ----------------------------------------------------------------------
+
+    def create_key(self, principal: Principal, body: KeyCreate) -> CreatedApiKey:
+        """Create a key in the caller's project (or, for root admins, any project)."""
+        require(principal, Role.ADMIN)
+        if body.expires_at is not None:
+            if body.expires_at.tzinfo is None:
+                raise InvalidInput("expires_at needs a UTC offset, e.g. 2027-01-01T00:00:00Z",
+                                   param="expires_at")
+            if body.expires_at <= utcnow():
+                raise InvalidInput("expires_at is in the past", param="expires_at")
+        with self._store.write() as session:
+            project = self._target_project(session, principal, body.project)
+            raw, _ = keys.generate_key()
+            row = self._insert_key(
+                session,
+                project,
+                body.name,
+                body.role,
+                raw,
+                actor=principal.actor,
+                expires_at=body.expires_at,
+            )
+            return CreatedApiKey(**_key_out(row, project.name).model_dump(), key=raw)
+
+    def list_keys(
+        self, principal: Principal, *, project: str | None, cursor: str | None, limit: int
+    ) -> Page[ApiKey]:
+        """Keys of one project, oldest first."""
+        require(principal, Role.ADMIN)
+        after, limit = decode_cursor(cursor), check_limit(limit)
+        with self._store.read() as session:
+            target = self._target_project(session, principal, project)
+            rows = session.execute(
+                select(ApiKeyRow)
+                .where(ApiKeyRow.project_id == target.id, ApiKeyRow.id > after)
+                .order_by(ApiKeyRow.id)
+                .limit(limit + 1)
+            ).scalars().all()
+        items = [_key_out(row, target.name) for row in rows[:limit]]
+        more = len(rows) > limit
+        return Page(items, encode_cursor(items[-1].id) if more else None)
+
+    def get_key(self, principal: Principal, key_id: int) -> ApiKey:
+        """One key of the caller's project (any project for root admins)."""
+        require(principal, Role.ADMIN)
+        with self._store.read() as session:
+            row, project = self._visible_key(session, principal, key_id)
+            return _key_out(row, project.name)
+
+    def revoke_key(self, principal: Principal, key_id: int) -> ApiKey:
+        """Revoke a key at once; revoking twice is refused."""
+        require(principal, Role.ADMIN)
+        with self._store.write() as session:
+            row, project = self._visible_key(session, principal, key_id)
+            if row.revoked_at is not None:
+                raise Conflict(f"key {key_id} is already revoked")
+            before = _key_audit(row)
+            row.revoked_at = utcnow()
+            audit.append(
+                session,
+                AuditRecord(
+                    actor=principal.actor,
+                    action="key.revoke",
+                    target=f"key:{row.prefix}",
+                    project=project.name,
+                    before=before,
+                    after=_key_audit(row),
+                ),
+            )
+            return _key_out(row, project.name)
+
+    # -- helpers -------------------------------------------------------------------
+
+    @staticmethod
+    def _require_root(principal: Principal) -> None:
+        if not principal.is_root:
+            raise PermissionDenied(
+                f"only admins of the '{ROOT_PROJECT}' project may manage projects"
+            )
+
+    @staticmethod
+    def _find_project(session: Session, name: str) -> ProjectRow | None:
+        return session.execute(
+            select(ProjectRow).where(ProjectRow.name == name)
+        ).scalar_one_or_none()
+
+    def _target_project(
+        self, session: Session, principal: Principal, name: str | None
+    ) -> ProjectRow:
+        if name is None or name == principal.project:
+            project = session.get(ProjectRow, principal.project_id)
+            assert project is not None
+            return project
+        if not principal.is_root:
+            # Other projects are invisible, not forbidden: their names do not leak.
+            raise NotFound(f"project '{name}' not found")
+        project = self._find_project(session, name)
+        if project is None:
+            raise NotFound(f"project '{name}' not found; list them with: modelcycle projects list")
+        return project
+
+    @staticmethod
+    def _visible_key(
+        session: Session, principal: Principal, key_id: int
+    ) -> tuple[ApiKeyRow, ProjectRow]:
+        found = session.execute(
+            select(ApiKeyRow, ProjectRow)
+            .join(ProjectRow, ProjectRow.id == ApiKeyRow.project_id)
+            .where(ApiKeyRow.id == key_id)
+        ).first()
+        if found is None or (not principal.is_root and found[1].id != principal.project_id):
+            raise NotFound(f"key {key_id} not found")
+        return found[0], found[1]

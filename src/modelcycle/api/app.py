@@ -1,0 +1,27 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from modelcycle.version import __version__
+from modelcycle.api.errors import ERROR_RESPONSES, install_error_handlers
+from modelcycle.api.limits import BodySizeLimit
+from modelcycle.api.routes import access, audit, health, registry
+from modelcycle.services import Services
+
+
+def create_app(services: Services) -> FastAPI:
+    """An app serving ``services``; the caller owns their lifetime."""
+    app = FastAPI(
+        title="modelcycle",
+        version=__version__,
+        description="Deploy, monitor, evaluate and tune the LLMs you run in production.",
+    )
+    app.state.services = services
+    install_error_handlers(app)
+    app.include_router(health.router)
+    for router in (access.router, registry.router, audit.router):
+        app.include_router(router, responses=ERROR_RESPONSES)
+    app.add_middleware(BodySizeLimit, max_bytes=services.settings.max_body_bytes)
+    return app

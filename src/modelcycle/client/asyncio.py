@@ -1,0 +1,262 @@
+"""The asynchronous SDK client (mirrors ``Client`` method for method)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from modelcycle.access import (
+    ApiKey,
+    AuditEntry,
+    AuditVerification,
+    CreatedApiKey,
+    Project,
+    WhoAmI,
+)
+from modelcycle.client import calls
+from modelcycle.client.transport import (
+    connection_error,
+    headers,
+    raise_for_error,
+    resolve_api_key,
+    resolve_server,
+)
+from modelcycle.registry import Alias, AliasMove, Lineage, Model, ModelVersion
+from modelcycle.types import BackendKind, Role
+
+T = TypeVar("T")
+
+
+class AsyncClient:
+    """A modelcycle server over HTTP, for asyncio code.
+
+    Args:
+        server: Base URL; ``MODELCYCLE_SERVER`` or ``http://127.0.0.1:8000`` when omitted.
+        api_key: Bearer key; ``MODELCYCLE_API_KEY`` when omitted.
+        timeout: Seconds to wait for each request.
+        http_client: An ``httpx.AsyncClient`` to use instead of a new one (tests, proxies).
+    """
+
+    def __init__(
+        self,
+        server: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout: float = 30.0,
+        http_client: httpx.AsyncClient | None = None,
+    ):
+        self.server = resolve_server(server)
+        self._http = http_client or httpx.AsyncClient(timeout=timeout)
+        self._headers = headers(resolve_api_key(api_key))
+        self.projects = Projects(self)
+        self.keys = Keys(self)
+        self.models = Models(self)
+        self.aliases = Aliases(self)
+        self.audit = Audit(self)
+
+    async def run(self, call: calls.Call[T]) -> T:
+        """Send one call and parse its answer; errors raise ``ModelcycleError``."""
+        try:
+            response = await self._http.request(
+                call.method,
+                self.server + call.path,
+                json=call.json,
+                params=call.params or None,
+                headers=self._headers,
+            )
+        except httpx.HTTPError as exc:
+            raise connection_error(self.server, exc) from exc
+        raise_for_error(response)
+        return call.parse(response.json() if response.content else None)
+
+    async def collect(self, call: calls.PageCall[T]) -> list[T]:
+        """Every item of a paginated list, following ``next_cursor``."""
+        items: list[T] = []
+        cursor: str | None = None
+        while True:
+            params = {**call.params, **({"cursor": cursor} if cursor else {})}
+            page = await self.run(calls.Call("GET", call.path, lambda body: body, params=params))
+            items.extend(call.item(item) for item in page["data"])
+            cursor = page["next_cursor"]
+            if not cursor:
+                return items
+
+    async def whoami(self) -> WhoAmI:
+        """The key in use: its role and project."""
+        return await self.run(calls.whoami())
+
+    async def close(self) -> None:
+        """Close pooled connections."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+class Projects:
+    """Tenants (root admins create them)."""
+
+    def __init__(self, client: AsyncClient):
+        self._c = client
+
+    async def create(self, name: str, description: str = "") -> Project:
+        """Create a project."""
+        return await self._c.run(calls.create_project(name, description))
+
+    async def list(self) -> list[Project]:
+        """Projects visible to the key."""
+        return await self._c.run(calls.list_projects())
+
+
+class Keys:
+    """API keys (admins)."""
+
+    def __init__(self, client: AsyncClient):
+        self._c = client
+
+    async def create(
+        self, name: str, role: Role | str, *, project: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> CreatedApiKey:
+        """Create a key; its ``key`` field is the only time the secret is shown."""
+        return await self._c.run(calls.create_key(name, role, project, expires_at))
+
+    async def list(self, *, project: str | None = None) -> list[ApiKey]:
+        """Keys of the project."""
+        return await self._c.collect(calls.list_keys(project))
+
+    async def get(self, key_id: int) -> ApiKey:
+        """One key."""
+        return await self._c.run(calls.get_key(key_id))
+
+    async def revoke(self, key_id: int) -> ApiKey:
+        """Revoke a key at once."""
+        return await self._c.run(calls.revoke_key(key_id))
+
+
+class Models:
+    """Models and their versions."""
+
+    def __init__(self, client: AsyncClient):
+        self._c = client
+
+    async def create(
+        self, name: str, *, description: str = "", metadata: dict[str, Any] | None = None
+    ) -> Model:
+        """Create an empty model."""
+        return await self._c.run(calls.create_model(name, description, metadata))
+
+    async def list(self) -> list[Model]:
+        """Every model of the project."""
+        return await self._c.collect(calls.list_models())
+
+    async def get(self, name: str) -> Model:
+        """One model."""
+        return await self._c.run(calls.get_model(name))
+
+    async def update(
+        self, name: str, *, description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Model:
+        """Change a model's description or metadata."""
+        return await self._c.run(calls.update_model(name, description, metadata))
+
+    async def delete(self, name: str) -> None:
+        """Delete a model without versions."""
+        await self._c.run(calls.delete_model(name))
+
+    async def register(
+        self,
+        name: str,
+        *,
+        source: str,
+        backend: BackendKind | str,
+        params: dict[str, Any] | None = None,
+        parent: tuple[str, int] | None = None,
+        description: str = "",
+        metadata: dict[str, Any] | None = None,
+    ) -> ModelVersion:
+        """Register the next version of ``name`` (the model is created if new)."""
+        return await self._c.run(
+            calls.register_version(
+                name, source=source, backend=backend, params=params, parent=parent,
+                description=description, metadata=metadata,
+            )
+        )
+
+    async def versions(self, name: str, *, include_archived: bool = True) -> list[ModelVersion]:
+        """Every version of a model."""
+        return await self._c.collect(calls.list_versions(name, include_archived))
+
+    async def version(self, name: str, version: int) -> ModelVersion:
+        """One version."""
+        return await self._c.run(calls.get_version(name, version))
+
+    async def archive(self, name: str, version: int) -> ModelVersion:
+        """Archive a version."""
+        return await self._c.run(calls.set_version_status(name, version, "archive"))
+
+    async def restore(self, name: str, version: int) -> ModelVersion:
+        """Restore an archived version."""
+        return await self._c.run(calls.set_version_status(name, version, "restore"))
+
+    async def delete_version(self, name: str, version: int) -> None:
+        """Delete a version nothing points at."""
+        await self._c.run(calls.delete_version(name, version))
+
+    async def lineage(self, name: str, version: int) -> Lineage:
+        """Ancestors and lineage links of a version."""
+        return await self._c.run(calls.lineage(name, version))
+
+
+class Aliases:
+    """Movable pointers to versions."""
+
+    def __init__(self, client: AsyncClient):
+        self._c = client
+
+    async def set(self, model: str, alias: str, version: int) -> Alias:
+        """Point ``alias`` at ``version``."""
+        return await self._c.run(calls.set_alias(model, alias, version))
+
+    async def get(self, model: str, alias: str) -> Alias:
+        """Where an alias points."""
+        return await self._c.run(calls.get_alias(model, alias))
+
+    async def list(self, model: str) -> list[Alias]:
+        """Aliases of a model."""
+        return await self._c.run(calls.list_aliases(model))
+
+    async def delete(self, model: str, alias: str) -> None:
+        """Remove an alias."""
+        await self._c.run(calls.delete_alias(model, alias))
+
+    async def history(self, model: str, alias: str | None = None) -> list[AliasMove]:
+        """Alias moves, oldest first."""
+        return await self._c.run(calls.alias_history(model, alias))
+
+
+class Audit:
+    """The audit log (admins)."""
+
+    def __init__(self, client: AsyncClient):
+        self._c = client
+
+    async def list(
+        self, *, action: str | None = None, actor: str | None = None, target: str | None = None
+    ) -> list[AuditEntry]:
+        """Entries of the project, oldest first."""
+        return await self._c.collect(calls.list_audit(action, actor, target))
+
+    async def verify(self) -> AuditVerification:
+        """Check the hash chain."""
+        return await self._c.run(calls.verify_audit())

@@ -1,0 +1,220 @@
+"""Each SDK operation as a ``Call``: the HTTP request and how to read the answer.
+
+The sync and async clients share these, so an endpoint's path, body and
+response type are written once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, TypeAdapter
+
+from modelcycle.access import (
+    ApiKey,
+    AuditEntry,
+    AuditVerification,
+    CreatedApiKey,
+    KeyCreate,
+    Project,
+    ProjectCreate,
+    WhoAmI,
+)
+from modelcycle.registry import (
+    Alias,
+    AliasMove,
+    AliasSet,
+    Lineage,
+    Model,
+    ModelCreate,
+    ModelUpdate,
+    ModelVersion,
+    VersionCreate,
+    VersionRef,
+)
+from modelcycle.types import BackendKind, Role
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+API = "/api/v1"
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Generic[T]):
+    """One HTTP request and the parser of its JSON answer."""
+
+    method: str
+    path: str
+    parse: Callable[[Any], T]
+    json: Any = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PageCall(Generic[T]):
+    """A paginated list: the first request; the client follows ``next_cursor``."""
+
+    path: str
+    item: Callable[[Any], T]
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def _one(model: type[M]) -> Callable[[Any], M]:
+    return model.model_validate
+
+
+def _many(model: type[M]) -> Callable[[Any], list[M]]:
+    adapter = TypeAdapter(list[model])  # type: ignore[valid-type]
+    return adapter.validate_python  # type: ignore[no-any-return]
+
+
+def _none(_: Any) -> None:
+    return None
+
+
+def _body(model: BaseModel) -> Any:
+    return model.model_dump(mode="json", exclude_unset=True)
+
+
+def _clean(**params: Any) -> dict[str, Any]:
+    return {key: value for key, value in params.items() if value is not None}
+
+
+def whoami() -> Call[WhoAmI]:
+    return Call("GET", f"{API}/whoami", _one(WhoAmI))
+
+
+def create_project(name: str, description: str) -> Call[Project]:
+    body = ProjectCreate(name=name, description=description)
+    return Call("POST", f"{API}/projects", _one(Project), json=_body(body))
+
+
+def list_projects() -> Call[list[Project]]:
+    return Call("GET", f"{API}/projects", _many(Project))
+
+
+def create_key(
+    name: str, role: Role | str, project: str | None, expires_at: datetime | None
+) -> Call[CreatedApiKey]:
+    body = KeyCreate(name=name, role=Role(role), project=project, expires_at=expires_at)
+    return Call("POST", f"{API}/keys", _one(CreatedApiKey), json=_body(body))
+
+
+def list_keys(project: str | None) -> PageCall[ApiKey]:
+    return PageCall(f"{API}/keys", _one(ApiKey), _clean(project=project))
+
+
+def get_key(key_id: int) -> Call[ApiKey]:
+    return Call("GET", f"{API}/keys/{key_id}", _one(ApiKey))
+
+
+def revoke_key(key_id: int) -> Call[ApiKey]:
+    return Call("DELETE", f"{API}/keys/{key_id}", _one(ApiKey))
+
+
+def create_model(name: str, description: str, metadata: dict[str, Any] | None) -> Call[Model]:
+    body = ModelCreate(name=name, description=description, metadata=metadata or {})
+    return Call("POST", f"{API}/models", _one(Model), json=_body(body))
+
+
+def list_models() -> PageCall[Model]:
+    return PageCall(f"{API}/models", _one(Model))
+
+
+def get_model(name: str) -> Call[Model]:
+    return Call("GET", f"{API}/models/{name}", _one(Model))
+
+
+def update_model(
+    name: str, description: str | None, metadata: dict[str, Any] | None
+) -> Call[Model]:
+    body = ModelUpdate(description=description, metadata=metadata)
+    return Call(
+        "PATCH", f"{API}/models/{name}", _one(Model), json=body.model_dump(exclude_none=True)
+    )
+
+
+def delete_model(name: str) -> Call[None]:
+    return Call("DELETE", f"{API}/models/{name}", _none)
+
+
+def register_version(
+    name: str,
+    *,
+    source: str,
+    backend: BackendKind | str,
+    params: dict[str, Any] | None,
+    parent: tuple[str, int] | None,
+    description: str,
+    metadata: dict[str, Any] | None,
+) -> Call[ModelVersion]:
+    body = VersionCreate(
+        source=source,
+        backend=BackendKind(backend),
+        params=params or {},
+        parent=VersionRef(model=parent[0], version=parent[1]) if parent else None,
+        description=description,
+        metadata=metadata or {},
+    )
+    return Call("POST", f"{API}/models/{name}/versions", _one(ModelVersion), json=_body(body))
+
+
+def list_versions(name: str, include_archived: bool) -> PageCall[ModelVersion]:
+    return PageCall(
+        f"{API}/models/{name}/versions",
+        _one(ModelVersion),
+        {"include_archived": str(include_archived).lower()},
+    )
+
+
+def get_version(name: str, version: int) -> Call[ModelVersion]:
+    return Call("GET", f"{API}/models/{name}/versions/{version}", _one(ModelVersion))
+
+
+def set_version_status(name: str, version: int, action: str) -> Call[ModelVersion]:
+    return Call("POST", f"{API}/models/{name}/versions/{version}/{action}", _one(ModelVersion))
+
+
+def delete_version(name: str, version: int) -> Call[None]:
+    return Call("DELETE", f"{API}/models/{name}/versions/{version}", _none)
+
+
+def lineage(name: str, version: int) -> Call[Lineage]:
+    return Call("GET", f"{API}/models/{name}/versions/{version}/lineage", _one(Lineage))
+
+
+def set_alias(model: str, alias: str, version: int) -> Call[Alias]:
+    body = AliasSet(version=version)
+    return Call("PUT", f"{API}/models/{model}/aliases/{alias}", _one(Alias), json=_body(body))
+
+
+def get_alias(model: str, alias: str) -> Call[Alias]:
+    return Call("GET", f"{API}/models/{model}/aliases/{alias}", _one(Alias))
+
+
+def list_aliases(model: str) -> Call[list[Alias]]:
+    return Call("GET", f"{API}/models/{model}/aliases", _many(Alias))
+
+
+def delete_alias(model: str, alias: str) -> Call[None]:
+    return Call("DELETE", f"{API}/models/{model}/aliases/{alias}", _none)
+
+
+def alias_history(model: str, alias: str | None) -> Call[list[AliasMove]]:
+    return Call(
+        "GET", f"{API}/models/{model}/alias-history", _many(AliasMove), params=_clean(alias=alias)
+    )
+
+
+def list_audit(action: str | None, actor: str | None, target: str | None) -> PageCall[AuditEntry]:
+    return PageCall(
+        f"{API}/audit", _one(AuditEntry), _clean(action=action, actor=actor, target=target)
+    )
+
+
+def verify_audit() -> Call[AuditVerification]:
+    return Call("GET", f"{API}/audit/verify", _one(AuditVerification))

@@ -1,0 +1,119 @@
+"""The one exception hierarchy of modelcycle.
+
+Every error carries a message that says what to do next. The API maps each
+class to one HTTP status and one JSON error shape (``api/errors.py``); the CLI
+prints the message on one line and exits non-zero.
+
+::
+
+    ModelcycleError
+    ├── InvalidInput          400  bad names, wrong types, unusable values
+    ├── AuthenticationError   401  missing, unknown, expired or revoked key
+    ├── PermissionDenied      403  the key's role may not do this
+    ├── NotFound              404  unknown model, version, alias, key...
+    ├── Conflict              409  duplicates, or a delete refused while in use
+    ├── PayloadTooLarge       413  request body over the configured limit
+    ├── MissingExtra          500  an optional dependency is not installed
+    ├── StoreError            503  the database is unreachable or not migrated
+    └── ServerError           502  an error reported by a modelcycle server (SDK side)
+"""
+
+from __future__ import annotations
+
+
+class ModelcycleError(Exception):
+    """Base class of every error raised by modelcycle."""
+
+    status_code: int = 500
+    error_type: str = "server_error"
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+
+
+class InvalidInput(ModelcycleError):
+    """The request or argument is malformed; the message names what to fix."""
+
+    status_code = 400
+    error_type = "invalid_request_error"
+
+
+class AuthenticationError(ModelcycleError):
+    """No valid API key was presented."""
+
+    status_code = 401
+    error_type = "authentication_error"
+
+
+class PermissionDenied(ModelcycleError):
+    """The API key is valid but its role does not allow the action."""
+
+    status_code = 403
+    error_type = "permission_error"
+
+
+class NotFound(ModelcycleError):
+    """The named resource does not exist in the caller's project."""
+
+    status_code = 404
+    error_type = "not_found_error"
+
+
+class Conflict(ModelcycleError):
+    """The action conflicts with the current state (duplicate, in use)."""
+
+    status_code = 409
+    error_type = "conflict_error"
+
+
+class PayloadTooLarge(ModelcycleError):
+    """The request body exceeds the configured maximum size."""
+
+    status_code = 413
+    error_type = "invalid_request_error"
+
+
+class MissingExtra(ModelcycleError):
+    """An optional dependency is missing; the message gives the pip command."""
+
+    status_code = 500
+    error_type = "server_error"
+
+    def __init__(self, module: str, extra: str):
+        super().__init__(
+            f"{module} is not installed; run: pip install 'modelcycle[{extra}]'",
+            code="missing_extra",
+        )
+        self.module = module
+        self.extra = extra
+
+
+class StoreError(ModelcycleError):
+    """The database cannot serve the request (unreachable, not migrated)."""
+
+    status_code = 503
+    error_type = "server_error"
+
+
+class ServerError(ModelcycleError):
+    """A modelcycle server answered with an error the SDK cannot map."""
+
+    status_code = 502
+    error_type = "server_error"
+
+
+__all__ = [
+    "AuthenticationError",
+    "Conflict",
+    "InvalidInput",
+    "MissingExtra",
+    "ModelcycleError",
+    "NotFound",
+    "PayloadTooLarge",
+    "PermissionDenied",
+    "ServerError",
+    "StoreError",
+]

@@ -1,0 +1,79 @@
+"""Typed lifecycle events, delivered to plugins through pluggy hooks.
+
+Each event is a frozen dataclass. Hooks receive it after the change it
+describes is committed, on the thread that made the change: implementations
+must return fast (enqueue, do not block) and must not raise — an exception in a
+hook is logged and swallowed so that a plugin cannot undo a committed change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from modelcycle.types import JSONObject
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRegistered:
+    """A new immutable version of a model was registered."""
+
+    project: str
+    model: str
+    version: int
+    backend: str
+    source: str
+    parent_version: int | None
+    actor: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class VersionArchived:
+    """A version was archived (kept for lineage, no longer deployable)."""
+
+    project: str
+    model: str
+    version: int
+    actor: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class VersionDeleted:
+    """A version was deleted; nothing pointed to it any more."""
+
+    project: str
+    model: str
+    version: int
+    actor: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AliasMoved:
+    """An alias now points at ``to_version`` (``None`` when it was removed)."""
+
+    project: str
+    model: str
+    alias: str
+    from_version: int | None
+    to_version: int | None
+    actor: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecorded:
+    """An entry was appended to the audit log (for exporters and SIEM plugins)."""
+
+    seq: int
+    project: str | None
+    actor: str
+    action: str
+    target: str
+    at: datetime
+    after: JSONObject = field(default_factory=dict)
+
+
+Event = VersionRegistered | VersionArchived | VersionDeleted | AliasMoved | AuditRecorded

@@ -1,0 +1,57 @@
+"""Builds the plugin manager: hook specs, built-in plugins, then installed ones."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import pluggy
+
+from modelcycle import events, hookspecs
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "modelcycle"
+
+
+def build_plugin_manager(
+    builtins: Iterable[object] = (), *, load_entry_points: bool = True
+) -> pluggy.PluginManager:
+    """A plugin manager with modelcycle's hook specs, ``builtins`` and installed plugins."""
+    manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    manager.add_hookspecs(hookspecs)
+    for plugin in builtins:
+        manager.register(plugin)
+    if load_entry_points:
+        manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    return manager
+
+
+_DISPATCH: dict[type[Any], str] = {
+    events.VersionRegistered: "modelcycle_version_registered",
+    events.VersionArchived: "modelcycle_version_archived",
+    events.VersionDeleted: "modelcycle_version_deleted",
+    events.AliasMoved: "modelcycle_alias_moved",
+    events.AuditRecorded: "modelcycle_audit_recorded",
+}
+
+
+class EventBus:
+    """Delivers committed events to the hooks; a failing plugin never breaks the caller."""
+
+    def __init__(self, manager: pluggy.PluginManager):
+        self._manager = manager
+
+    @property
+    def manager(self) -> pluggy.PluginManager:
+        """The underlying plugin manager (for hooks that return values)."""
+        return self._manager
+
+    def emit(self, event: events.Event) -> None:
+        """Call the hook for ``event``'s type with ``event``."""
+        hook: Callable[..., object] = getattr(self._manager.hook, _DISPATCH[type(event)])
+        try:
+            hook(event=event)
+        except Exception:
+            log.exception("plugin hook %s failed; the change stands", _DISPATCH[type(event)])

@@ -1,0 +1,131 @@
+"""One ``Settings`` object, built at the edge (CLI, app factory) and passed down.
+
+Every field can be set by a ``MODELCYCLE_<FIELD>`` environment variable or in a
+YAML file given by ``MODELCYCLE_CONFIG`` / ``--config``. Precedence, highest
+first: explicit arguments, environment, YAML file, defaults.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from modelcycle.errors import InvalidInput
+
+
+class Settings(BaseSettings):
+    """Configuration of a modelcycle server process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MODELCYCLE_",
+        extra="forbid",
+        use_attribute_docstrings=True,
+        frozen=True,
+    )
+
+    home: Path = Field(default_factory=lambda: Path.home() / ".modelcycle")
+    """Directory for the SQLite database, artifacts and caches."""
+
+    database_url: str | None = None
+    """SQLAlchemy URL; SQLite under ``home`` when unset. PostgreSQL:
+    ``postgresql+psycopg://user@host/db``."""
+
+    redis_url: str | None = None
+    """Redis URL for limits and cache shared between processes; in-process when unset."""
+
+    admin_key: SecretStr | None = None
+    """Bootstrap admin API key; generated and printed once on first start when unset."""
+
+    host: str = "127.0.0.1"
+    """Interface the server listens on."""
+
+    port: int = Field(default=8000, ge=1, le=65535)
+    """TCP port the server listens on."""
+
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    """Largest accepted request body on the management API, in bytes."""
+
+    register_default_model: bool = True
+    """Register the embedded default model on first start."""
+
+    sqlite_busy_timeout_s: float = Field(default=30.0, gt=0)
+    """How long a SQLite writer waits for the database lock before failing."""
+
+    log_level: str = "info"
+    """Log level of the server: debug, info, warning or error."""
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.lower()
+        if level not in {"debug", "info", "warning", "error"}:
+            raise ValueError("log_level must be one of debug, info, warning, error")
+        return level
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL in use: the configured one, else SQLite under ``home``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.home / 'modelcycle.db'}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Explicit arguments win over the environment; the YAML file is loaded separately."""
+        return (init_settings, env_settings)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from defaults, an optional YAML file, the environment and overrides."""
+    file_values: dict[str, Any] = {}
+    if config_file is not None:
+        file_values = _read_yaml(config_file)
+    explicit = {key: value for key, value in overrides.items() if value is not None}
+
+    class _WithFile(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (init_settings, env_settings, InitSettingsSource(settings_cls, file_values))
+
+    try:
+        built = _WithFile(**explicit)
+    except ValueError as exc:
+        raise InvalidInput(f"invalid settings: {exc}") from exc
+    return Settings.model_validate(built.model_dump())
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InvalidInput(f"cannot read config file {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise InvalidInput(f"config file {path} is not valid YAML: {exc}") from exc
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise InvalidInput(f"config file {path} must hold a mapping of setting: value")
+    return {str(key): value for key, value in loaded.items()}

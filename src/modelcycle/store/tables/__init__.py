@@ -1,0 +1,26 @@
+"""Every table of modelcycle, on one metadata (Alembic compares against it)."""
+
+from modelcycle.store.tables.access import ApiKeyRow, ProjectRow
+from modelcycle.store.tables.audit import AuditEntryRow, AuditHeadRow
+from modelcycle.store.tables.base import Base, utcnow
+from modelcycle.store.tables.registry import (
+    AliasHistoryRow,
+    AliasRow,
+    LineageEdgeRow,
+    ModelRow,
+    ModelVersionRow,
+)
+
+__all__ = [
+    "AliasHistoryRow",
+    "AliasRow",
+    "ApiKeyRow",
+    "AuditEntryRow",
+    "AuditHeadRow",
+    "Base",
+    "LineageEdgeRow",
+    "ModelRow",
+    "ModelVersionRow",
+    "ProjectRow",
+    "utcnow",
+]

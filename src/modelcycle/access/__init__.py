@@ -1,5 +1,6 @@
 """Access control: projects (tenants), API keys, roles."""
 
+from modelcycle.access.audit_log import AuditEntry, AuditLog, AuditVerification
 from modelcycle.access.schemas import (
     ApiKey,
     CreatedApiKey,
@@ -9,15 +10,14 @@ from modelcycle.access.schemas import (
     ProjectCreate,
     WhoAmI,
 )
-from modelcycle.access.audit_log import AuditEntry, AuditLog, AuditVerification
 from modelcycle.access.service import AccessService, require
 
 __all__ = [
     "AccessService",
+    "ApiKey",
     "AuditEntry",
     "AuditLog",
     "AuditVerification",
-    "ApiKey",
     "CreatedApiKey",
     "KeyCreate",
     "Principal",

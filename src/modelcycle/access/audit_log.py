@@ -70,9 +70,9 @@ class AuditLog:
         if target:
             query = query.where(AuditEntryRow.target.startswith(target, autoescape=True))
         with self._store.read() as session:
-            rows = session.execute(
-                query.order_by(AuditEntryRow.seq).limit(limit + 1)
-            ).scalars().all()
+            rows = (
+                session.execute(query.order_by(AuditEntryRow.seq).limit(limit + 1)).scalars().all()
+            )
         items = [AuditEntry.model_validate(row, from_attributes=True) for row in rows[:limit]]
         return Page(items, encode_cursor(items[-1].seq) if len(rows) > limit else None)
 

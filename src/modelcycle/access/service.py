@@ -42,9 +42,7 @@ def require(principal: Principal, role: Role) -> None:
 
 
 def _project_out(row: ProjectRow) -> Project:
-    return Project(
-        id=row.id, name=row.name, description=row.description, created_at=row.created_at
-    )
+    return Project(id=row.id, name=row.name, description=row.description, created_at=row.created_at)
 
 
 def _key_out(row: ApiKeyRow, project: str) -> ApiKey:
@@ -235,8 +233,9 @@ class AccessService:
         require(principal, Role.ADMIN)
         if body.expires_at is not None:
             if body.expires_at.tzinfo is None:
-                raise InvalidInput("expires_at needs a UTC offset, e.g. 2027-01-01T00:00:00Z",
-                                   param="expires_at")
+                raise InvalidInput(
+                    "expires_at needs a UTC offset, e.g. 2027-01-01T00:00:00Z", param="expires_at"
+                )
             if body.expires_at <= utcnow():
                 raise InvalidInput("expires_at is in the past", param="expires_at")
         with self._store.write() as session:
@@ -261,12 +260,16 @@ class AccessService:
         after, limit = decode_cursor(cursor), check_limit(limit)
         with self._store.read() as session:
             target = self._target_project(session, principal, project)
-            rows = session.execute(
-                select(ApiKeyRow)
-                .where(ApiKeyRow.project_id == target.id, ApiKeyRow.id > after)
-                .order_by(ApiKeyRow.id)
-                .limit(limit + 1)
-            ).scalars().all()
+            rows = (
+                session.execute(
+                    select(ApiKeyRow)
+                    .where(ApiKeyRow.project_id == target.id, ApiKeyRow.id > after)
+                    .order_by(ApiKeyRow.id)
+                    .limit(limit + 1)
+                )
+                .scalars()
+                .all()
+            )
         items = [_key_out(row, target.name) for row in rows[:limit]]
         more = len(rows) > limit
         return Page(items, encode_cursor(items[-1].id) if more else None)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from modelcycle.version import __version__
 from modelcycle.api.errors import ERROR_RESPONSES, install_error_handlers
 from modelcycle.api.limits import BodySizeLimit
 from modelcycle.api.routes import access, audit, health, registry
 from modelcycle.services import Services
+from modelcycle.version import __version__
 
 
 def create_app(services: Services) -> FastAPI:

@@ -69,7 +69,7 @@ def _one(model: type[M]) -> Callable[[Any], M]:
 
 def _many(model: type[M]) -> Callable[[Any], list[M]]:
     adapter = TypeAdapter(list[model])  # type: ignore[valid-type]
-    return adapter.validate_python  # type: ignore[no-any-return]
+    return adapter.validate_python
 
 
 def _none(_: Any) -> None:

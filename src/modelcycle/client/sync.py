@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
@@ -96,7 +97,9 @@ class Client:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         self.close()
@@ -124,7 +127,11 @@ class Keys:
         self._c = client
 
     def create(
-        self, name: str, role: Role | str, *, project: str | None = None,
+        self,
+        name: str,
+        role: Role | str,
+        *,
+        project: str | None = None,
         expires_at: datetime | None = None,
     ) -> CreatedApiKey:
         """Create a key; its ``key`` field is the only time the secret is shown."""
@@ -164,7 +171,10 @@ class Models:
         return self._c.run(calls.get_model(name))
 
     def update(
-        self, name: str, *, description: str | None = None,
+        self,
+        name: str,
+        *,
+        description: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> Model:
         """Change a model's description or metadata."""
@@ -188,12 +198,17 @@ class Models:
         """Register the next version of ``name`` (the model is created if new)."""
         return self._c.run(
             calls.register_version(
-                name, source=source, backend=backend, params=params, parent=parent,
-                description=description, metadata=metadata,
+                name,
+                source=source,
+                backend=backend,
+                params=params,
+                parent=parent,
+                description=description,
+                metadata=metadata,
             )
         )
 
-    def versions(self, name: str, *, include_archived: bool = True) -> list[ModelVersion]:
+    def versions(self, name: str, *, include_archived: bool = True) -> builtins.list[ModelVersion]:
         """Every version of a model."""
         return self._c.collect(calls.list_versions(name, include_archived))
 
@@ -240,7 +255,7 @@ class Aliases:
         """Remove an alias."""
         self._c.run(calls.delete_alias(model, alias))
 
-    def history(self, model: str, alias: str | None = None) -> list[AliasMove]:
+    def history(self, model: str, alias: str | None = None) -> builtins.list[AliasMove]:
         """Alias moves, oldest first."""
         return self._c.run(calls.alias_history(model, alias))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -101,7 +103,9 @@ class Aliases:
                 for row, number in rows
             ]
 
-    def history(self, principal: Principal, model_name: str, alias: str | None) -> list[AliasMove]:
+    def history(
+        self, principal: Principal, model_name: str, alias: str | None
+    ) -> builtins.list[AliasMove]:
         """Every move of the model's aliases (or of one alias), oldest first."""
         require(principal, Role.VIEWER)
         with self._store.read() as session:

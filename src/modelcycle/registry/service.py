@@ -157,12 +157,16 @@ class Registry:
         require(principal, Role.VIEWER)
         after, limit = decode_cursor(cursor), check_limit(limit)
         with self._store.read() as session:
-            rows = session.execute(
-                select(ModelRow)
-                .where(ModelRow.project_id == principal.project_id, ModelRow.id > after)
-                .order_by(ModelRow.id)
-                .limit(limit + 1)
-            ).scalars().all()
+            rows = (
+                session.execute(
+                    select(ModelRow)
+                    .where(ModelRow.project_id == principal.project_id, ModelRow.id > after)
+                    .order_by(ModelRow.id)
+                    .limit(limit + 1)
+                )
+                .scalars()
+                .all()
+            )
             items = [_model_out(session, row) for row in rows[:limit]]
         return Page(items, encode_cursor(rows[limit - 1].id) if len(rows) > limit else None)
 
@@ -203,7 +207,10 @@ class Registry:
                 backend=body.backend.value,
                 params=body.params,
                 parent_id=parent_id,
-                meta={**body.metadata, **({"description": body.description} if body.description else {})},
+                meta={
+                    **body.metadata,
+                    **({"description": body.description} if body.description else {}),
+                },
                 status=VersionStatus.ACTIVE.value,
                 created_by=principal.actor,
             )
@@ -215,7 +222,9 @@ class Registry:
                         version_id=row.id,
                         relation="parent",
                         target_kind="model_version",
-                        target_ref=f"{body.parent.model}@{body.parent.version}" if body.parent else "",
+                        target_ref=f"{body.parent.model}@{body.parent.version}"
+                        if body.parent
+                        else "",
                         meta={},
                     )
                 )
@@ -353,9 +362,7 @@ class Registry:
             row = queries.find_version(session, model, version)
             reasons = self._references(session, principal, model, row)
             if reasons:
-                raise Conflict(
-                    f"cannot delete {model_name}@{version}: {'; '.join(reasons)}"
-                )
+                raise Conflict(f"cannot delete {model_name}@{version}: {'; '.join(reasons)}")
             before = _version_audit(model.name, row)
             session.query(LineageEdgeRow).filter(LineageEdgeRow.version_id == row.id).delete()
             session.delete(row)

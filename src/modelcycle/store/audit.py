@@ -47,9 +47,7 @@ class ChainStatus:
     reason: str | None = None
 
 
-def entry_hash(
-    *, seq: int, at: datetime, record: AuditRecord, prev_hash: str
-) -> str:
+def entry_hash(*, seq: int, at: datetime, record: AuditRecord, prev_hash: str) -> str:
     """The SHA-256 of an entry's canonical JSON and the previous hash."""
     payload = {
         "seq": seq,
@@ -99,12 +97,16 @@ def append(session: Session, record: AuditRecord) -> AuditEntryRow:
 def _rows(session: Session) -> Iterator[AuditEntryRow]:
     last = 0
     while True:
-        batch = session.execute(
-            select(AuditEntryRow)
-            .where(AuditEntryRow.seq > last)
-            .order_by(AuditEntryRow.seq)
-            .limit(_VERIFY_BATCH)
-        ).scalars().all()
+        batch = (
+            session.execute(
+                select(AuditEntryRow)
+                .where(AuditEntryRow.seq > last)
+                .order_by(AuditEntryRow.seq)
+                .limit(_VERIFY_BATCH)
+            )
+            .scalars()
+            .all()
+        )
         if not batch:
             return
         yield from batch

@@ -37,11 +37,13 @@ def decode_cursor(cursor: str | None) -> int:
         prefix, _, number = raw.partition(":")
         key = int(number)
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidInput("cursor is not valid; pass the next_cursor of a previous page",
-                           param="cursor") from None
+        raise InvalidInput(
+            "cursor is not valid; pass the next_cursor of a previous page", param="cursor"
+        ) from None
     if prefix != "k" or key < 0:
-        raise InvalidInput("cursor is not valid; pass the next_cursor of a previous page",
-                           param="cursor")
+        raise InvalidInput(
+            "cursor is not valid; pass the next_cursor of a previous page", param="cursor"
+        )
     return key
 
 

@@ -81,6 +81,8 @@ def version_body(**overrides: Any) -> VersionCreate:
     return VersionCreate(**values)
 
 
-def register(services: Services, principal: Principal, model: str, **overrides: Any) -> ModelVersion:
+def register(
+    services: Services, principal: Principal, model: str, **overrides: Any
+) -> ModelVersion:
     """Register the next version of ``model``."""
     return services.registry.register_version(principal, model, version_body(**overrides))

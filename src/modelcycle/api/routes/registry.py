@@ -36,7 +36,9 @@ def create_model(body: ModelCreate, principal: PrincipalDep, services: ServicesD
 
 @router.get("", response_model=PageOut[Model])
 def list_models(
-    principal: PrincipalDep, services: ServicesDep, cursor: CursorQuery = None,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    cursor: CursorQuery = None,
     limit: LimitQuery = 100,
 ) -> PageOut[Model]:
     """Models of the caller's project."""

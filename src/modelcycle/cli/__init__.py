@@ -1,0 +1,1 @@
+"""The modelcycle command line."""

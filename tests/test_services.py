@@ -13,9 +13,11 @@ def test_first_start_generates_an_admin_key_once(tmp_path: Path) -> None:
     services = build_services(settings)
     try:
         first = bootstrap(services)
-        assert first.admin_key is not None and first.admin_key.startswith("mc_")
+        assert first.admin_key is not None
+        assert first.admin_key.startswith("mc_")
         principal = services.access.authenticate(first.admin_key)
-        assert principal.is_root and principal.role == "admin"
+        assert principal.is_root
+        assert principal.role == "admin"
         assert bootstrap(services).admin_key is None  # never generated or shown again
     finally:
         services.close()
@@ -56,7 +58,8 @@ def test_first_start_registers_the_embedded_default_model(tmp_path: Path) -> Non
         version = services.registry.get_version(admin, DEFAULT_MODEL, 1)
         assert version.backend == "llamacpp"
         assert version.aliases == [DEFAULT_ALIAS]
-        assert Path(version.source).is_file() and version.source.endswith(".gguf")
+        assert Path(version.source).is_file()
+        assert version.source.endswith(".gguf")
         assert "{prompt}" in version.params["prompt_template"]
         assert version.params["stop"]
         # A second start leaves the registry alone.

@@ -49,9 +49,14 @@ class EventBus:
         return self._manager
 
     def emit(self, event: events.Event) -> None:
-        """Call the hook for ``event``'s type with ``event``."""
-        hook: Callable[..., object] = getattr(self._manager.hook, _DISPATCH[type(event)])
-        try:
-            hook(event=event)
-        except Exception:
-            log.exception("plugin hook %s failed; the change stands", _DISPATCH[type(event)])
+        """Call every implementation of ``event``'s hook; one failing plugin skips no other."""
+        name = _DISPATCH[type(event)]
+        hook = getattr(self._manager.hook, name)
+        for impl in hook.get_hookimpls():
+            function: Callable[..., object] = impl.function
+            try:
+                function(event=event)
+            except Exception:
+                log.exception(
+                    "plugin %s: hook %s failed; the change stands", impl.plugin_name, name
+                )

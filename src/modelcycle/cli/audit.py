@@ -1,0 +1,56 @@
+"""``modelcycle audit``: read and verify the hash-chained audit log (admins)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.text import Text
+
+from modelcycle.cli.output import ApiKeyOption, JsonOption, ServerOption, emit, table
+from modelcycle.client import Client
+from modelcycle.client.transport import DEFAULT_SERVER
+
+app = typer.Typer(help="The audit log: list entries, verify the hash chain.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_entries(
+    action: Annotated[
+        str | None, typer.Option(help="Only this action, e.g. alias.set or key.create.")
+    ] = None,
+    actor: Annotated[str | None, typer.Option(help="Only this actor, e.g. key:ab12cd34.")] = None,
+    target: Annotated[
+        str | None, typer.Option(help="Only targets starting with this, e.g. model:chat.")
+    ] = None,
+    server: ServerOption = DEFAULT_SERVER,
+    api_key: ApiKeyOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List audit entries, oldest first."""
+    with Client(server, api_key) as client:
+        entries = client.audit.list(action=action, actor=actor, target=target)
+    columns = ("seq", "at", "actor", "action", "target", "before", "after")
+    rows = [(e.seq, e.at, e.actor, e.action, e.target, e.before, e.after) for e in entries]
+    emit(entries, as_json, lambda out: out.print(table(columns, rows)))
+
+
+@app.command("verify")
+def verify(
+    server: ServerOption = DEFAULT_SERVER,
+    api_key: ApiKeyOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Check the hash chain; exits 1 and names the first bad entry when it is broken."""
+    with Client(server, api_key) as client:
+        result = client.audit.verify()
+    if result.ok:
+        message = f"OK: audit chain intact ({result.entries} entries)"
+    else:
+        message = (
+            f"BROKEN: audit chain fails at entry {result.first_bad_seq}: {result.reason} "
+            f"({result.entries} entries)"
+        )
+    emit(result, as_json, lambda out: out.print(Text(message)))
+    if not result.ok:
+        raise typer.Exit(1)

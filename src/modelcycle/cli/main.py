@@ -1,0 +1,34 @@
+"""The ``modelcycle`` command: the root app and its command groups.
+
+Remote commands call the SDK ``Client``; ``up``, ``db`` and ``keys generate``
+run locally on this machine's settings.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from modelcycle.cli import aliases, audit, db, keys, models, projects, server
+from modelcycle.cli.output import OneLineErrors
+
+app = typer.Typer(
+    name="modelcycle",
+    help="Deploy, monitor, evaluate and tune the LLMs you run in production.",
+    cls=OneLineErrors,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("up")(server.up)
+app.command("whoami")(keys.whoami)
+app.add_typer(db.app, name="db")
+app.add_typer(keys.app, name="keys")
+app.add_typer(projects.app, name="projects")
+app.add_typer(models.app, name="models")
+app.add_typer(aliases.app, name="aliases")
+app.add_typer(audit.app, name="audit")
+
+
+def main() -> None:
+    """Run the command line (the ``modelcycle`` console script)."""
+    app()

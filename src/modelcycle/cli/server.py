@@ -1,0 +1,90 @@
+"""``modelcycle up``: migrate, bootstrap and serve the API in this process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+from sqlalchemy.engine import make_url
+
+from modelcycle.api import create_app
+from modelcycle.services import Services, bootstrap, build_services
+from modelcycle.settings import Settings, load_settings
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        envvar="MODELCYCLE_CONFIG",
+        help="YAML file of settings (MODELCYCLE_* environment variables override it).",
+        metavar="FILE",
+        show_default=False,
+    ),
+]
+
+
+def local_services(settings: Settings) -> Services:
+    """Services over ``settings``, after checking that the database answers."""
+    services = build_services(settings)
+    try:
+        services.store.ping()
+    except BaseException:
+        services.close()
+        raise
+    return services
+
+
+def masked_database_url(settings: Settings) -> str:
+    """The database URL with any password replaced by ``***``."""
+    return make_url(settings.resolved_database_url).render_as_string(hide_password=True)
+
+
+def up(
+    host: Annotated[
+        str | None,
+        typer.Option(
+            help="Interface to listen on [default: 127.0.0.1, or MODELCYCLE_HOST].",
+            show_default=False,
+        ),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            help="TCP port to listen on [default: 8000, or MODELCYCLE_PORT].", show_default=False
+        ),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Migrate the database, create the first admin key if needed, and serve the API."""
+    settings = load_settings(config, host=host, port=port)
+    services = local_services(settings)
+    try:
+        result = bootstrap(services)
+        typer.echo(f"modelcycle listening on http://{settings.host}:{settings.port}")
+        typer.echo(f"  data dir: {settings.home}")
+        typer.echo(f"  database: {masked_database_url(settings)}")
+        if result.default_model_registered:
+            typer.echo("  registered the embedded default model (alias: production)")
+        if result.admin_key is not None:
+            typer.echo("")
+            typer.echo(f"admin API key: {result.admin_key}")
+            typer.echo("  shown only now; it is stored as a hash. Keep it in MODELCYCLE_API_KEY.")
+            typer.echo("")
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(services),
+                host=settings.host,
+                port=settings.port,
+                log_level=settings.log_level,
+                loop="auto",
+                http="auto",
+            )
+        )
+        server.run()
+    except KeyboardInterrupt:
+        # Ctrl-C before uvicorn installs its own handler (e.g. during migrations).
+        typer.echo("stopped", err=True)
+    finally:
+        services.close()

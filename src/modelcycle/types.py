@@ -6,6 +6,8 @@ import enum
 import re
 from typing import Any, TypeAlias
 
+from pydantic import BaseModel, ConfigDict, model_validator
+
 JSONValue: TypeAlias = Any
 """Any value that JSON can represent (pydantic validates the real shape)."""
 
@@ -15,6 +17,10 @@ NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$"
 """Names of models, aliases, projects: lowercase letters, digits, ``.``, ``_``, ``-``."""
 
 NAME_RE = re.compile(NAME_PATTERN)
+
+MAX_INT32 = 2**31 - 1
+"""Largest id or version number: integer columns are 32-bit on PostgreSQL."""
+
 
 
 class Role(enum.StrEnum):
@@ -61,3 +67,37 @@ class VersionStatus(enum.StrEnum):
 
 ROOT_PROJECT = "default"
 """The project created on first start; its admins manage every project."""
+
+
+def _nul_path(value: Any, path: str) -> str | None:
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _nul_path(key, path) or _nul_path(item, f"{path}.{key}" if path else str(key))
+            if found is not None:
+                return found
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = _nul_path(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
+
+
+class RequestBody(BaseModel):
+    """Base of every request body: unknown fields and NUL characters are refused.
+
+    PostgreSQL cannot store NUL in text or JSONB, so it is rejected up front with a
+    400 naming the field instead of failing inside the database.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul_characters(cls, data: Any) -> Any:
+        found = _nul_path(data, "")
+        if found is not None:
+            raise ValueError(f"{found or 'value'} contains a NUL character (\\u0000)")
+        return data

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from modelcycle.types import NAME_PATTERN, Role
+from modelcycle.types import NAME_PATTERN, RequestBody, Role
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,10 +31,9 @@ class Principal:
         return f"{self.kind}:{self.prefix}"
 
 
-class ProjectCreate(BaseModel):
+class ProjectCreate(RequestBody):
     """Body of ``POST /api/v1/projects``."""
 
-    model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=NAME_PATTERN, description="Lowercase name, unique.")
     description: str = Field(default="", max_length=1000)
 
@@ -48,10 +47,9 @@ class Project(BaseModel):
     created_at: datetime
 
 
-class KeyCreate(BaseModel):
+class KeyCreate(RequestBody):
     """Body of ``POST /api/v1/keys``."""
 
-    model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=100, description="A label for people.")
     role: Role = Field(description="admin, maintainer, viewer or app (inference only).")
     project: str | None = Field(

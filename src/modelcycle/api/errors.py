@@ -82,7 +82,7 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
         return "request body is not valid JSON", None
     loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
     param = ".".join(loc) or None
-    message = str(first.get("msg", "invalid value"))
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
     more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
     return (f"{param}: {message}{more}" if param else f"{message}{more}"), param
 

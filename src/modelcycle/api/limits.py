@@ -1,4 +1,4 @@
-"""ASGI middleware that refuses request bodies above a size limit with 413."""
+"""ASGI middleware: 413 for bodies over the size limit, 400 for NUL bytes in the URL."""
 
 from __future__ import annotations
 
@@ -22,10 +22,13 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for name, value in scope.get("headers", ()):
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._refuse(send)
-                return
+        if _has_nul(scope):
+            # Neither database can store NUL in text; refuse it before any lookup.
+            await _send_error(send, 400, "the URL contains a NUL character (%00)", "nul_in_url")
+            return
+        if self._declared_too_large(scope):
+            await self._refuse(send)
+            return
         received = 0
         started = False
 
@@ -49,25 +52,41 @@ class BodySizeLimit:
             if not started:
                 await self._refuse(send)
 
+    def _declared_too_large(self, scope: Scope) -> bool:
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                return True
+        return False
+
     async def _refuse(self, send: Send) -> None:
-        body = orjson.dumps(
-            {
-                "error": {
-                    "message": f"request body is larger than {self.max_bytes} bytes",
-                    "type": "invalid_request_error",
-                    "param": None,
-                    "code": "body_too_large",
-                }
+        message = f"request body is larger than {self.max_bytes} bytes"
+        await _send_error(send, 413, message, "body_too_large")
+
+
+def _has_nul(scope: Scope) -> bool:
+    return b"%00" in scope.get("query_string", b"").lower() or "\x00" in scope.get("path", "")
+
+
+async def _send_error(send: Send, status: int, message: str, code: str) -> None:
+    """Answer with the shared JSON error shape without entering the app."""
+    body = orjson.dumps(
+        {
+            "error": {
+                "message": message,
+                "type": "invalid_request_error",
+                "param": None,
+                "code": code,
             }
-        )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        }
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

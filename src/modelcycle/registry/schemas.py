@@ -5,24 +5,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from modelcycle.types import NAME_PATTERN, BackendKind, VersionStatus
+from modelcycle.types import MAX_INT32, NAME_PATTERN, BackendKind, RequestBody, VersionStatus
 
 
-class ModelCreate(BaseModel):
+class ModelCreate(RequestBody):
     """Body of ``POST /api/v1/models``."""
 
-    model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=NAME_PATTERN, description="Lowercase name, unique in the project.")
     description: str = Field(default="", max_length=2000)
     metadata: dict[str, Any] = Field(default_factory=dict, description="Free-form tags.")
 
 
-class ModelUpdate(BaseModel):
+class ModelUpdate(RequestBody):
     """Body of ``PATCH /api/v1/models/{name}``: only the fields given change."""
 
-    model_config = ConfigDict(extra="forbid")
     description: str | None = Field(default=None, max_length=2000)
     metadata: dict[str, Any] | None = None
 
@@ -38,18 +36,16 @@ class Model(BaseModel):
     aliases: dict[str, int] = Field(description="Alias name -> version it points at.")
 
 
-class VersionRef(BaseModel):
+class VersionRef(RequestBody):
     """A version of some model, e.g. the parent of another."""
 
-    model_config = ConfigDict(extra="forbid")
     model: str = Field(pattern=NAME_PATTERN)
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_INT32)
 
 
-class VersionCreate(BaseModel):
+class VersionCreate(RequestBody):
     """Body of ``POST /api/v1/models/{name}/versions``; the model is created if new."""
 
-    model_config = ConfigDict(extra="forbid")
     source: str = Field(
         min_length=1,
         max_length=2000,
@@ -81,11 +77,10 @@ class ModelVersion(BaseModel):
     created_at: datetime
 
 
-class AliasSet(BaseModel):
+class AliasSet(RequestBody):
     """Body of ``PUT /api/v1/models/{name}/aliases/{alias}``."""
 
-    model_config = ConfigDict(extra="forbid")
-    version: int = Field(ge=1, description="Version the alias should point at.")
+    version: int = Field(ge=1, le=MAX_INT32, description="Version the alias should point at.")
 
 
 class Alias(BaseModel):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from modelcycle.errors import InvalidInput
+from modelcycle.types import MAX_INT32
 
 T = TypeVar("T")
 
@@ -40,7 +41,7 @@ def decode_cursor(cursor: str | None) -> int:
         raise InvalidInput(
             "cursor is not valid; pass the next_cursor of a previous page", param="cursor"
         ) from None
-    if prefix != "k" or key < 0:
+    if prefix != "k" or not 0 <= key <= MAX_INT32:
         raise InvalidInput(
             "cursor is not valid; pass the next_cursor of a previous page", param="cursor"
         )

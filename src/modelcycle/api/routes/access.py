@@ -9,11 +9,11 @@ from fastapi import APIRouter, Path, Query, status
 from modelcycle.access import ApiKey, CreatedApiKey, KeyCreate, Project, ProjectCreate, WhoAmI
 from modelcycle.api.deps import CursorQuery, LimitQuery, PrincipalDep, ServicesDep
 from modelcycle.api.pages import PageOut, page_out
-from modelcycle.types import NAME_PATTERN
+from modelcycle.types import MAX_INT32, NAME_PATTERN
 
 router = APIRouter(prefix="/api/v1", tags=["access"])
 
-KeyId = Annotated[int, Path(ge=1, le=2**62)]
+KeyId = Annotated[int, Path(ge=1, le=MAX_INT32)]
 
 
 @router.get("/whoami", response_model=WhoAmI)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query
 from modelcycle.access import AuditEntry, AuditVerification
 from modelcycle.api.deps import CursorQuery, LimitQuery, PrincipalDep, ServicesDep
 from modelcycle.api.pages import PageOut, page_out
+from modelcycle.types import MAX_INT32
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
@@ -39,7 +40,7 @@ def verify_audit(principal: PrincipalDep, services: ServicesDep) -> AuditVerific
 
 @router.get("/{seq}", response_model=AuditEntry)
 def get_audit(
-    seq: Annotated[int, Path(ge=1, le=2**62)], principal: PrincipalDep, services: ServicesDep
+    seq: Annotated[int, Path(ge=1, le=MAX_INT32)], principal: PrincipalDep, services: ServicesDep
 ) -> AuditEntry:
     """One audit entry."""
     return services.audit.get(principal, seq)

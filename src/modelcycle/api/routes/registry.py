@@ -19,13 +19,13 @@ from modelcycle.registry import (
     ModelVersion,
     VersionCreate,
 )
-from modelcycle.types import NAME_PATTERN, VersionStatus
+from modelcycle.types import MAX_INT32, NAME_PATTERN, VersionStatus
 
 router = APIRouter(prefix="/api/v1/models", tags=["registry"])
 
 ModelName = Annotated[str, Path(pattern=NAME_PATTERN, description="Model name.")]
 AliasName = Annotated[str, Path(pattern=NAME_PATTERN, description="Alias name.")]
-VersionNumber = Annotated[int, Path(ge=1, le=2**31, description="Version number.")]
+VersionNumber = Annotated[int, Path(ge=1, le=MAX_INT32, description="Version number.")]
 
 
 @router.post("", response_model=Model, status_code=status.HTTP_201_CREATED)

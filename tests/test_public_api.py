@@ -51,6 +51,7 @@ def test_async_client_mirrors_sync_client_method_for_method() -> None:
         (sync_client.Models, async_client.Models),
         (sync_client.Aliases, async_client.Aliases),
         (sync_client.Audit, async_client.Audit),
+        (sync_client.Deployments, async_client.Deployments),
     ]
     for sync_cls, async_cls in pairs:
         sync_methods = _public_methods(sync_cls)

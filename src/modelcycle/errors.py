@@ -15,6 +15,8 @@ prints the message on one line and exits non-zero.
     ├── PayloadTooLarge       413  request body over the configured limit
     ├── MissingExtra          500  an optional dependency is not installed
     ├── StoreError            503  the database is unreachable or not migrated
+    ├── UpstreamError         502  a backend (model engine, upstream API) failed
+    │   └── UpstreamTimeout   504  a backend did not answer within the deployment's timeout
     └── ServerError           502  an error reported by a modelcycle server (SDK side)
 """
 
@@ -98,6 +100,19 @@ class StoreError(ModelcycleError):
     error_type = "server_error"
 
 
+class UpstreamError(ModelcycleError):
+    """A backend failed to serve a request (after retries and fallbacks)."""
+
+    status_code = 502
+    error_type = "upstream_error"
+
+
+class UpstreamTimeout(UpstreamError):
+    """A backend did not answer within the deployment's ``timeout_s``."""
+
+    status_code = 504
+
+
 class ServerError(ModelcycleError):
     """A modelcycle server answered with an error the SDK cannot map."""
 
@@ -116,4 +131,6 @@ __all__ = [
     "PermissionDenied",
     "ServerError",
     "StoreError",
+    "UpstreamError",
+    "UpstreamTimeout",
 ]

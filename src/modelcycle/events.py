@@ -76,4 +76,64 @@ class AuditRecorded:
     after: JSONObject = field(default_factory=dict)
 
 
-Event = VersionRegistered | VersionArchived | VersionDeleted | AliasMoved | AuditRecorded
+@dataclass(frozen=True, slots=True)
+class DeploymentChanged:
+    """A deployment was created, updated, promoted, rolled back or deleted.
+
+    ``spec`` is the configuration now in force (empty when ``action`` is
+    ``delete``); ``revision`` is its revision number.
+    """
+
+    project: str
+    name: str
+    action: str
+    revision: int
+    actor: str
+    at: datetime
+    spec: JSONObject = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFinished:
+    """One OpenAI-compatible request through the gateway ended (served or failed).
+
+    Emitted on the event loop of the request, after the answer (or the last
+    stream chunk) is produced: hooks must only enqueue. Times are milliseconds;
+    ``ttft_ms`` is the time to the first token (``None`` when none came).
+    """
+
+    request_id: str
+    project: str
+    deployment: str
+    key_id: int
+    endpoint: str
+    """``chat.completions`` or ``completions``."""
+    model: str | None
+    """The registry model that served the request (``None`` when none did)."""
+    version: int | None
+    route: str | None
+    """``primary``, ``canary`` or ``fallback``."""
+    status: str
+    """``ok`` or ``error``."""
+    status_code: int
+    error_type: str | None
+    latency_ms: float
+    ttft_ms: float | None
+    prompt_tokens: int
+    completion_tokens: int
+    stream: bool
+    attempts: int
+    """Backend calls made, retries and fallbacks included."""
+    finish_reason: str | None
+    at: datetime
+
+
+Event = (
+    VersionRegistered
+    | VersionArchived
+    | VersionDeleted
+    | AliasMoved
+    | AuditRecorded
+    | DeploymentChanged
+    | RequestFinished
+)

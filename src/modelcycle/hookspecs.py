@@ -7,6 +7,9 @@ Built-in behaviour registers through the same hooks as third-party plugins
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import Any
+
 import pluggy
 
 from modelcycle import events
@@ -48,4 +51,29 @@ def modelcycle_version_references(project: str, model: str, version: int) -> lis
 
     Later stages (deployments, running jobs) implement this so the registry can
     refuse to delete what they use. Return an empty list when nothing does.
+    """
+
+
+@hookspec
+def modelcycle_deployment_changed(event: events.DeploymentChanged) -> None:
+    """React to a deployment that was created, changed, promoted, rolled back or deleted."""
+
+
+@hookspec
+def modelcycle_request_finished(event: events.RequestFinished) -> None:
+    """Receive each finished gateway request (served or failed).
+
+    Called on the request's event loop: enqueue and return, never block or do I/O.
+    """
+
+
+@hookspec
+def modelcycle_register_backends() -> Mapping[str, Callable[..., Any]]:  # type: ignore[empty-body]
+    """Offer backend kinds: a mapping of kind -> factory.
+
+    A factory is called as ``factory(source, params)`` with a version's source
+    (a path, a URL) and its parameters, and returns an object implementing
+    ``modelcycle.backends.Backend``. It must not load weights or connect yet
+    (do that lazily on the first request). Built-in kinds (``llamacpp``,
+    ``mock``) register through this hook too; a plugin may override one.
     """

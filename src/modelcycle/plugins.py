@@ -34,6 +34,8 @@ _DISPATCH: dict[type[Any], str] = {
     events.VersionDeleted: "modelcycle_version_deleted",
     events.AliasMoved: "modelcycle_alias_moved",
     events.AuditRecorded: "modelcycle_audit_recorded",
+    events.DeploymentChanged: "modelcycle_deployment_changed",
+    events.RequestFinished: "modelcycle_request_finished",
 }
 
 

@@ -9,19 +9,23 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from modelcycle.access import AccessService, AuditLog, Principal
+from modelcycle.backends import BackendPool, BuiltinBackends
+from modelcycle.deploy import DeploymentReferences, Deployments, DeploymentSpec, Route
 from modelcycle.errors import MissingExtra
+from modelcycle.gateway import Gateway, Resolver
 from modelcycle.plugins import EventBus, build_plugin_manager
 from modelcycle.registry import Aliases, Registry, VersionCreate
 from modelcycle.settings import Settings
 from modelcycle.store import Store
 from modelcycle.store.migrate import upgrade
-from modelcycle.store.tables import ModelRow, ProjectRow
+from modelcycle.store.tables import DeploymentRow, ModelRow, ProjectRow
 from modelcycle.types import ROOT_PROJECT, BackendKind, Role
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "gemma-3-270m"
 DEFAULT_ALIAS = "production"
+DEFAULT_DEPLOYMENT = "default"
 
 # Gemma 3 270M is a base model: a short few-shot "Question:/Answer:" frame and
 # stop sequences make a chat request end in a short answer instead of rambling.
@@ -52,9 +56,13 @@ class Services:
     registry: Registry
     aliases: Aliases
     audit: AuditLog
+    deployments: Deployments
+    gateway: Gateway
+    builtin_backends: BuiltinBackends
 
     def close(self) -> None:
-        """Release pooled connections."""
+        """Release pooled connections and loaded models."""
+        self.builtin_backends.close()
         self.store.dispose()
 
 
@@ -64,12 +72,20 @@ class BootstrapResult:
 
     admin_key: str | None
     default_model_registered: bool
+    default_deployment_created: bool = False
 
 
 def build_services(settings: Settings, *, plugins: Iterable[object] = ()) -> Services:
     """Wire the store, plugin manager and services; touches nothing on disk but the DB file."""
     store = Store(settings.resolved_database_url, busy_timeout_s=settings.sqlite_busy_timeout_s)
-    bus = EventBus(build_plugin_manager(plugins))
+    builtin_backends = BuiltinBackends()
+    # Built-ins first: plugins registered later override them (e.g. a backend kind).
+    builtins = [DeploymentReferences(store), builtin_backends, *plugins]
+    bus = EventBus(build_plugin_manager(builtins))
+    deployments = Deployments(store, bus)
+    resolver = Resolver(deployments, store)
+    bus.manager.register(resolver, name="modelcycle.gateway.resolver")
+    gateway = Gateway(deployments, resolver, BackendPool(bus.manager), bus)
     return Services(
         settings=settings,
         store=store,
@@ -78,6 +94,9 @@ def build_services(settings: Settings, *, plugins: Iterable[object] = ()) -> Ser
         registry=Registry(store, bus),
         aliases=Aliases(store, bus),
         audit=AuditLog(store),
+        deployments=deployments,
+        gateway=gateway,
+        builtin_backends=builtin_backends,
     )
 
 
@@ -89,7 +108,12 @@ def bootstrap(services: Services) -> BootstrapResult:
     admin = settings.admin_key.get_secret_value() if settings.admin_key else None
     generated = services.access.bootstrap(admin)
     registered = settings.register_default_model and _register_default_model(services)
-    return BootstrapResult(admin_key=generated, default_model_registered=registered)
+    deployed = registered and _create_default_deployment(services)
+    return BootstrapResult(
+        admin_key=generated,
+        default_model_registered=registered,
+        default_deployment_created=deployed,
+    )
 
 
 def system_principal(services: Services) -> Principal:
@@ -146,4 +170,26 @@ def _register_default_model(services: Services) -> bool:
         ),
     )
     services.aliases.set(principal, DEFAULT_MODEL, DEFAULT_ALIAS, 1)
+    return True
+
+
+def _create_default_deployment(services: Services) -> bool:
+    """Deployment ``default`` -> the default model's ``production`` alias, unless it exists."""
+    principal = system_principal(services)
+    with services.store.read() as session:
+        exists = session.execute(
+            select(DeploymentRow.id).where(
+                DeploymentRow.project_id == principal.project_id,
+                DeploymentRow.name == DEFAULT_DEPLOYMENT,
+            )
+        ).first()
+    if exists:
+        return False
+    services.deployments.create(
+        principal,
+        DeploymentSpec(
+            name=DEFAULT_DEPLOYMENT,
+            routes=[Route(target=f"{DEFAULT_MODEL}@{DEFAULT_ALIAS}", weight=100)],
+        ),
+    )
     return True

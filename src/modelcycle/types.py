@@ -22,7 +22,6 @@ MAX_INT32 = 2**31 - 1
 """Largest id or version number: integer columns are 32-bit on PostgreSQL."""
 
 
-
 class Role(enum.StrEnum):
     """What an API key may do, from most to least powerful."""
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -231,13 +231,7 @@ class AccessService:
     def create_key(self, principal: Principal, body: KeyCreate) -> CreatedApiKey:
         """Create a key in the caller's project (or, for root admins, any project)."""
         require(principal, Role.ADMIN)
-        if body.expires_at is not None:
-            if body.expires_at.tzinfo is None:
-                raise InvalidInput(
-                    "expires_at needs a UTC offset, e.g. 2027-01-01T00:00:00Z", param="expires_at"
-                )
-            if body.expires_at <= utcnow():
-                raise InvalidInput("expires_at is in the past", param="expires_at")
+        expires_at = self._expiry(body.expires_at)
         with self._store.write() as session:
             project = self._target_project(session, principal, body.project)
             raw, _ = keys.generate_key()
@@ -248,9 +242,28 @@ class AccessService:
                 body.role,
                 raw,
                 actor=principal.actor,
-                expires_at=body.expires_at,
+                expires_at=expires_at,
             )
             return CreatedApiKey(**_key_out(row, project.name).model_dump(), key=raw)
+
+    @staticmethod
+    def _expiry(expires_at: datetime | None) -> datetime | None:
+        if expires_at is None:
+            return None
+        if expires_at.tzinfo is None:
+            raise InvalidInput(
+                "expires_at needs a UTC offset, e.g. 2027-01-01T00:00:00Z", param="expires_at"
+            )
+        try:
+            in_utc = expires_at.astimezone(UTC)
+        except OverflowError:
+            # e.g. 9999-12-31T23:59:59-05:00 lies past the last instant a datetime holds.
+            raise InvalidInput(
+                "expires_at is after the year 9999 in UTC", param="expires_at"
+            ) from None
+        if in_utc <= utcnow():
+            raise InvalidInput("expires_at is in the past", param="expires_at")
+        return in_utc
 
     def list_keys(
         self, principal: Principal, *, project: str | None, cursor: str | None, limit: int

@@ -9,6 +9,7 @@ SDK read errors the same way::
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -63,14 +64,21 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def error_response(
-    status: int, message: str, error_type: str, param: str | None = None, code: str | None = None
+    status: int,
+    message: str,
+    error_type: str,
+    param: str | None = None,
+    code: str | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     """A JSON error response in the shared shape."""
     body = ErrorResponse(
         error=ErrorDetail(message=message, type=error_type, param=param, code=code)
     )
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+    merged = dict(headers or {})
+    if status == 401:
+        merged["WWW-Authenticate"] = "Bearer"
+    return JSONResponse(body.model_dump(), status_code=status, headers=merged or None)
 
 
 def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
@@ -104,7 +112,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         error_type = _HTTP_TYPES.get(exc.status_code, "invalid_request_error")
-        return error_response(exc.status_code, str(exc.detail), error_type)
+        # Keep the exception's headers: a 405 must say which methods are allowed.
+        return error_response(
+            exc.status_code,
+            str(exc.detail),
+            error_type,
+            code=getattr(exc, "code", None),
+            headers=exc.headers,
+        )
 
     @app.exception_handler(OperationalError)
     async def _database(_request: Request, exc: OperationalError) -> JSONResponse:

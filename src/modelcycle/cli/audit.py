@@ -7,7 +7,15 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from modelcycle.cli.output import ApiKeyOption, JsonOption, ServerOption, emit, table
+from modelcycle.access import AuditEntry
+from modelcycle.cli.output import (
+    ApiKeyOption,
+    JsonOption,
+    ServerOption,
+    compact_json,
+    emit,
+    table,
+)
 from modelcycle.client import Client
 from modelcycle.client.transport import DEFAULT_SERVER
 
@@ -30,9 +38,23 @@ def list_entries(
     """List audit entries, oldest first."""
     with Client(server, api_key) as client:
         entries = client.audit.list(action=action, actor=actor, target=target)
-    columns = ("seq", "at", "actor", "action", "target", "before", "after")
-    rows = [(e.seq, e.at, e.actor, e.action, e.target, e.before, e.after) for e in entries]
+    columns = ("seq", "at", "actor", "action", "target", "change")
+    rows = [(e.seq, e.at, e.actor, e.action, e.target, change(e)) for e in entries]
     emit(entries, as_json, lambda out: out.print(table(columns, rows)))
+
+
+def change(entry: AuditEntry) -> str:
+    """A short summary of ``before`` -> ``after`` for tables (``--json`` has both in full)."""
+    before, after = entry.before, entry.after
+    if before is None or after is None:
+        sign, state = ("+", after) if before is None else ("-", before)
+        return f"{sign} {compact_json(state, 60)}" if state else "-"
+    changed = [
+        f"{key}: {compact_json(before.get(key), 20)} -> {compact_json(after.get(key), 20)}"
+        for key in dict.fromkeys([*before, *after])
+        if before.get(key) != after.get(key)
+    ]
+    return "; ".join(changed) or "-"
 
 
 @app.command("verify")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from modelcycle.cli import aliases, audit, db, keys, models, projects, server
+from modelcycle.cli import aliases, audit, db, deploy, keys, models, projects, server
 from modelcycle.cli.output import OneLineErrors
 
 app = typer.Typer(
@@ -27,6 +27,7 @@ app.add_typer(projects.app, name="projects")
 app.add_typer(models.app, name="models")
 app.add_typer(aliases.app, name="aliases")
 app.add_typer(audit.app, name="audit")
+app.add_typer(deploy.app, name="deploy")
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -114,18 +114,29 @@ def cell(value: object) -> Text:
     if isinstance(value, enum.Enum):
         return Text(str(value.value))
     if isinstance(value, datetime):
-        return Text(value.isoformat(timespec="seconds"))
+        # The server stores UTC; seconds are precise enough for people.
+        return Text(value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"))
     if isinstance(value, dict | list):
-        return Text(json.dumps(to_jsonable_python(value), ensure_ascii=False))
+        return Text(compact_json(value))
     return Text(str(value))
+
+
+def compact_json(value: object, limit: int | None = None) -> str:
+    """One-line JSON of ``value``, cut at ``limit`` characters with an ellipsis."""
+    text = json.dumps(to_jsonable_python(value), ensure_ascii=False)
+    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
 
 
 def table(
     columns: Sequence[str], rows: Iterable[Sequence[object]], *, title: str | None = None
 ) -> Table:
-    """A table with one header per column."""
-    out = Table(*columns, title=title, title_justify="left")
-    for row in rows:
+    """A table with one header per column; times never wrap, long text folds."""
+    materialised = [list(row) for row in rows]
+    out = Table(title=title, title_justify="left")
+    for index, header in enumerate(columns):
+        is_time = any(isinstance(row[index], datetime) for row in materialised)
+        out.add_column(header, no_wrap=is_time, overflow="fold")
+    for row in materialised:
         out.add_row(*(cell(value) for value in row))
     return out
 

@@ -84,7 +84,7 @@ def up(
         )
         server.run()
     except KeyboardInterrupt:
-        # Ctrl-C before uvicorn installs its own handler (e.g. during migrations).
+        # uvicorn shuts down gracefully on Ctrl-C, then re-raises the signal.
         typer.echo("stopped", err=True)
     finally:
         services.close()

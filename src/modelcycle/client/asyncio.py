@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
@@ -25,6 +26,7 @@ from modelcycle.client.transport import (
     resolve_api_key,
     resolve_server,
 )
+from modelcycle.deploy import Deployment, DeploymentConfig, DeploymentRevision
 from modelcycle.registry import Alias, AliasMove, Lineage, Model, ModelVersion
 from modelcycle.types import BackendKind, Role
 
@@ -57,6 +59,7 @@ class AsyncClient:
         self.models = Models(self)
         self.aliases = Aliases(self)
         self.audit = Audit(self)
+        self.deployments = Deployments(self)
 
     async def run(self, call: calls.Call[T]) -> T:
         """Send one call and parse its answer; errors raise ``ModelcycleError``."""
@@ -277,3 +280,88 @@ class Audit:
     async def verify(self) -> AuditVerification:
         """Check the hash chain."""
         return await self._c.run(calls.verify_audit())
+
+
+class Deployments:
+    """Deployments: what OpenAI clients call, routed to model versions."""
+
+    def __init__(self, client: AsyncClient):
+        self._c = client
+
+    async def create(
+        self,
+        name: str,
+        routes: calls.Routes,
+        *,
+        shadow: str | None = None,
+        fallbacks: Sequence[str] = (),
+        timeout_s: float = 60.0,
+        retries: int = 0,
+        sticky: bool = False,
+    ) -> Deployment:
+        """Create a deployment; ``routes`` is a target, or ``{target: weight}`` primary first."""
+        return await self._c.run(
+            calls.create_deployment(
+                name,
+                routes,
+                shadow=shadow,
+                fallbacks=fallbacks,
+                timeout_s=timeout_s,
+                retries=retries,
+                sticky=sticky,
+            )
+        )
+
+    async def list(self) -> builtins.list[Deployment]:
+        """Every deployment of the project."""
+        return await self._c.collect(calls.list_deployments())
+
+    async def get(self, name: str) -> Deployment:
+        """One deployment and its configuration."""
+        return await self._c.run(calls.get_deployment(name))
+
+    async def update(
+        self,
+        name: str,
+        *,
+        routes: calls.Routes | None = None,
+        shadow: str | calls.Keep | None = calls.KEEP,
+        fallbacks: Sequence[str] | None = None,
+        timeout_s: float | None = None,
+        retries: int | None = None,
+        sticky: bool | None = None,
+    ) -> Deployment:
+        """Change some fields; refused (Conflict) if someone changed it since it was read."""
+        current = await self.get(name)
+        config = calls.changed_config(
+            current.spec,
+            routes=routes,
+            shadow=shadow,
+            fallbacks=fallbacks,
+            timeout_s=timeout_s,
+            retries=retries,
+            sticky=sticky,
+        )
+        return await self._c.run(calls.update_deployment(name, config, current.revision))
+
+    async def replace(
+        self, name: str, config: DeploymentConfig, *, expected_revision: int | None = None
+    ) -> Deployment:
+        """Replace the whole configuration."""
+        return await self._c.run(calls.update_deployment(name, config, expected_revision))
+
+    async def promote(self, name: str) -> Deployment:
+        """The canary becomes the only route."""
+        return await self._c.run(calls.promote_deployment(name))
+
+    async def rollback(self, name: str, *, to_revision: int | None = None) -> Deployment:
+        """Restore the previous configuration (or ``to_revision``)."""
+        return await self._c.run(calls.rollback_deployment(name, to_revision))
+
+    async def delete(self, name: str) -> None:
+        """Delete a deployment."""
+        await self._c.run(calls.delete_deployment(name))
+
+    async def revisions(self, name: str) -> builtins.list[DeploymentRevision]:
+        """Every configuration the deployment has had, oldest first."""
+        return await self._c.run(calls.deployment_revisions(name))

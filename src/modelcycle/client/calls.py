@@ -6,10 +6,11 @@ response type are written once.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import enum
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeAlias, TypeVar
 
 from pydantic import BaseModel, TypeAdapter
 
@@ -22,6 +23,13 @@ from modelcycle.access import (
     Project,
     ProjectCreate,
     WhoAmI,
+)
+from modelcycle.deploy import (
+    Deployment,
+    DeploymentConfig,
+    DeploymentRevision,
+    DeploymentSpec,
+    Route,
 )
 from modelcycle.registry import (
     Alias,
@@ -218,3 +226,110 @@ def list_audit(action: str | None, actor: str | None, target: str | None) -> Pag
 
 def verify_audit() -> Call[AuditVerification]:
     return Call("GET", f"{API}/audit/verify", _one(AuditVerification))
+
+
+class _Keep(enum.Enum):
+    KEEP = "keep"
+
+
+KEEP = _Keep.KEEP
+"""Default of ``deployments.update`` arguments: leave this field as it is."""
+
+Keep: TypeAlias = Literal[_Keep.KEEP]
+Routes: TypeAlias = str | Mapping[str, int] | Sequence[Route]
+"""One target (all traffic), ``{target: weight}`` in order (primary first), or routes."""
+
+
+def routes_of(routes: Routes) -> list[Route]:
+    """The routes given in any of the accepted forms."""
+    if isinstance(routes, str):
+        return [Route(target=routes, weight=100)]
+    if isinstance(routes, Mapping):
+        return [Route(target=target, weight=weight) for target, weight in routes.items()]
+    return list(routes)
+
+
+def create_deployment(
+    name: str,
+    routes: Routes,
+    *,
+    shadow: str | None,
+    fallbacks: Sequence[str],
+    timeout_s: float,
+    retries: int,
+    sticky: bool,
+) -> Call[Deployment]:
+    body = DeploymentSpec(
+        name=name,
+        routes=routes_of(routes),
+        shadow=shadow,
+        fallbacks=list(fallbacks),
+        timeout_s=timeout_s,
+        retries=retries,
+        sticky=sticky,
+    )
+    return Call("POST", f"{API}/deployments", _one(Deployment), json=_body(body))
+
+
+def list_deployments() -> PageCall[Deployment]:
+    return PageCall(f"{API}/deployments", _one(Deployment))
+
+
+def get_deployment(name: str) -> Call[Deployment]:
+    return Call("GET", f"{API}/deployments/{name}", _one(Deployment))
+
+
+def changed_config(
+    current: DeploymentConfig,
+    *,
+    routes: Routes | None = None,
+    shadow: str | Keep | None = KEEP,
+    fallbacks: Sequence[str] | None = None,
+    timeout_s: float | None = None,
+    retries: int | None = None,
+    sticky: bool | None = None,
+) -> DeploymentConfig:
+    """``current`` with the given fields replaced (``None``/``KEEP``: unchanged)."""
+    values = current.model_dump()
+    if routes is not None:
+        values["routes"] = [route.model_dump() for route in routes_of(routes)]
+    if shadow is not KEEP:
+        values["shadow"] = shadow
+    if fallbacks is not None:
+        values["fallbacks"] = list(fallbacks)
+    optional = {"timeout_s": timeout_s, "retries": retries, "sticky": sticky}
+    values.update({key: value for key, value in optional.items() if value is not None})
+    return DeploymentConfig.model_validate(values)
+
+
+def update_deployment(
+    name: str, config: DeploymentConfig, expected_revision: int | None
+) -> Call[Deployment]:
+    return Call(
+        "PUT",
+        f"{API}/deployments/{name}",
+        _one(Deployment),
+        json=config.model_dump(mode="json"),
+        params=_clean(expected_revision=expected_revision),
+    )
+
+
+def promote_deployment(name: str) -> Call[Deployment]:
+    return Call("POST", f"{API}/deployments/{name}/promote", _one(Deployment))
+
+
+def rollback_deployment(name: str, to_revision: int | None) -> Call[Deployment]:
+    return Call(
+        "POST",
+        f"{API}/deployments/{name}/rollback",
+        _one(Deployment),
+        params=_clean(to_revision=to_revision),
+    )
+
+
+def delete_deployment(name: str) -> Call[None]:
+    return Call("DELETE", f"{API}/deployments/{name}", _none)
+
+
+def deployment_revisions(name: str) -> Call[list[DeploymentRevision]]:
+    return Call("GET", f"{API}/deployments/{name}/revisions", _many(DeploymentRevision))

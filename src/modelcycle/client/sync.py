@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
@@ -25,6 +26,7 @@ from modelcycle.client.transport import (
     resolve_api_key,
     resolve_server,
 )
+from modelcycle.deploy import Deployment, DeploymentConfig, DeploymentRevision
 from modelcycle.registry import Alias, AliasMove, Lineage, Model, ModelVersion
 from modelcycle.types import BackendKind, Role
 
@@ -57,6 +59,7 @@ class Client:
         self.models = Models(self)
         self.aliases = Aliases(self)
         self.audit = Audit(self)
+        self.deployments = Deployments(self)
 
     def run(self, call: calls.Call[T]) -> T:
         """Send one call and parse its answer; errors raise ``ModelcycleError``."""
@@ -275,3 +278,88 @@ class Audit:
     def verify(self) -> AuditVerification:
         """Check the hash chain."""
         return self._c.run(calls.verify_audit())
+
+
+class Deployments:
+    """Deployments: what OpenAI clients call, routed to model versions."""
+
+    def __init__(self, client: Client):
+        self._c = client
+
+    def create(
+        self,
+        name: str,
+        routes: calls.Routes,
+        *,
+        shadow: str | None = None,
+        fallbacks: Sequence[str] = (),
+        timeout_s: float = 60.0,
+        retries: int = 0,
+        sticky: bool = False,
+    ) -> Deployment:
+        """Create a deployment; ``routes`` is a target, or ``{target: weight}`` primary first."""
+        return self._c.run(
+            calls.create_deployment(
+                name,
+                routes,
+                shadow=shadow,
+                fallbacks=fallbacks,
+                timeout_s=timeout_s,
+                retries=retries,
+                sticky=sticky,
+            )
+        )
+
+    def list(self) -> builtins.list[Deployment]:
+        """Every deployment of the project."""
+        return self._c.collect(calls.list_deployments())
+
+    def get(self, name: str) -> Deployment:
+        """One deployment and its configuration."""
+        return self._c.run(calls.get_deployment(name))
+
+    def update(
+        self,
+        name: str,
+        *,
+        routes: calls.Routes | None = None,
+        shadow: str | calls.Keep | None = calls.KEEP,
+        fallbacks: Sequence[str] | None = None,
+        timeout_s: float | None = None,
+        retries: int | None = None,
+        sticky: bool | None = None,
+    ) -> Deployment:
+        """Change some fields; refused (Conflict) if someone changed it since it was read."""
+        current = self.get(name)
+        config = calls.changed_config(
+            current.spec,
+            routes=routes,
+            shadow=shadow,
+            fallbacks=fallbacks,
+            timeout_s=timeout_s,
+            retries=retries,
+            sticky=sticky,
+        )
+        return self._c.run(calls.update_deployment(name, config, current.revision))
+
+    def replace(
+        self, name: str, config: DeploymentConfig, *, expected_revision: int | None = None
+    ) -> Deployment:
+        """Replace the whole configuration."""
+        return self._c.run(calls.update_deployment(name, config, expected_revision))
+
+    def promote(self, name: str) -> Deployment:
+        """The canary becomes the only route."""
+        return self._c.run(calls.promote_deployment(name))
+
+    def rollback(self, name: str, *, to_revision: int | None = None) -> Deployment:
+        """Restore the previous configuration (or ``to_revision``)."""
+        return self._c.run(calls.rollback_deployment(name, to_revision))
+
+    def delete(self, name: str) -> None:
+        """Delete a deployment."""
+        self._c.run(calls.delete_deployment(name))
+
+    def revisions(self, name: str) -> builtins.list[DeploymentRevision]:
+        """Every configuration the deployment has had, oldest first."""
+        return self._c.run(calls.deployment_revisions(name))

@@ -38,7 +38,15 @@ _BY_STATUS: dict[int, type[ModelcycleError]] = {
 
 def resolve_server(server: str | None) -> str:
     """The server URL: the argument, else ``MODELCYCLE_SERVER``, else the local default."""
-    return (server or os.environ.get(SERVER_ENV) or DEFAULT_SERVER).rstrip("/")
+    url = (server or os.environ.get(SERVER_ENV) or DEFAULT_SERVER).rstrip("/")
+    try:
+        httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        # Not an httpx.HTTPError, so a request would escape the connection-error mapping.
+        raise InvalidInput(
+            f"invalid server URL {url!r} ({exc}); pass e.g. --server http://127.0.0.1:8000"
+        ) from exc
+    return url
 
 
 def resolve_api_key(api_key: str | None) -> str | None:

@@ -2,12 +2,58 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from modelcycle.types import MAX_INT32, NAME_PATTERN, BackendKind, RequestBody, VersionStatus
+
+MAX_JSON_DEPTH = 32
+"""Deepest nesting accepted in free-form metadata and params."""
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _check_value(value: Any, where: str, depth: int) -> None:
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"{where} is nested deeper than {MAX_JSON_DEPTH} levels")
+    if isinstance(value, bool) or value is None:
+        return
+    if isinstance(value, int) and not _INT64_MIN <= value <= _INT64_MAX:
+        raise ValueError(f"{where} is an integer outside the 64-bit range")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where} is NaN or Infinity, which JSON cannot carry")
+    if isinstance(value, str):
+        _check_text(value, where)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_value(item, f"{where}[{index}]", depth + 1)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(str(key), where)
+            _check_value(item, f"{where}.{key}", depth + 1)
+
+
+def _check_text(text: str, where: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{where} holds text that is not valid Unicode") from None
+
+
+def _storable_json(value: dict[str, Any]) -> dict[str, Any]:
+    # The audit hash (orjson) and both databases must store the value unchanged:
+    # SQLite would turn NaN into null, PostgreSQL and orjson refuse the rest.
+    for key, item in value.items():
+        _check_text(str(key), "a key")
+        _check_value(item, str(key), 1)
+    return value
+
+
+JSONDocument = Annotated[dict[str, Any], AfterValidator(_storable_json)]
+"""A free-form JSON object that both databases and the audit log keep as given."""
 
 
 class ModelCreate(RequestBody):
@@ -15,14 +61,14 @@ class ModelCreate(RequestBody):
 
     name: str = Field(pattern=NAME_PATTERN, description="Lowercase name, unique in the project.")
     description: str = Field(default="", max_length=2000)
-    metadata: dict[str, Any] = Field(default_factory=dict, description="Free-form tags.")
+    metadata: JSONDocument = Field(default_factory=dict, description="Free-form tags.")
 
 
 class ModelUpdate(RequestBody):
     """Body of ``PATCH /api/v1/models/{name}``: only the fields given change."""
 
     description: str | None = Field(default=None, max_length=2000)
-    metadata: dict[str, Any] | None = None
+    metadata: JSONDocument | None = None
 
 
 class Model(BaseModel):
@@ -52,13 +98,13 @@ class VersionCreate(RequestBody):
         description="Where the weights or the endpoint are: a file path, a directory, a URL.",
     )
     backend: BackendKind = Field(description="Engine that serves this version.")
-    params: dict[str, Any] = Field(
+    params: JSONDocument = Field(
         default_factory=dict,
         description="Serving parameters: system prompt, temperature, adapter, prompt format...",
     )
     parent: VersionRef | None = Field(default=None, description="Version this one derives from.")
     description: str = Field(default="", max_length=2000)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: JSONDocument = Field(default_factory=dict)
 
 
 class ModelVersion(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from modelcycle import events
@@ -91,8 +92,16 @@ class Registry:
             description=body.description,
             meta=body.metadata,
         )
-        session.add(row)
-        session.flush()
+        try:
+            # A savepoint: on PostgreSQL a concurrent transaction may have inserted
+            # the same name since the check above; that is a conflict, not a 500.
+            with session.begin_nested():
+                session.add(row)
+                session.flush()
+        except IntegrityError as exc:
+            raise Conflict(
+                f"model '{body.name}' exists; register a new version of it instead"
+            ) from exc
         audit.append(
             session,
             AuditRecord(
@@ -190,7 +199,11 @@ class Registry:
                 .with_for_update()
             ).scalar_one_or_none()
             if model is None:
-                model = self._insert_model(session, principal, ModelCreate(name=model_name))
+                try:
+                    model = self._insert_model(session, principal, ModelCreate(name=model_name))
+                except Conflict:
+                    # Another registration created the model first: use (and lock) it.
+                    model = queries.find_model(session, principal.project_id, model_name, lock=True)
             parent_id = self._parent_id(session, principal, model, body)
             number = (
                 session.execute(

@@ -140,12 +140,27 @@ def verify(session: Session) -> ChainStatus:
             return ChainStatus(ok=False, entries=count, first_bad_seq=count + 1, reason=problem)
         prev_hash, count = row.hash, count + 1
     head = session.get(AuditHeadRow, _HEAD_ID)
-    head_seq = head.seq if head is not None else 0
-    if head is not None and (head.seq != count or head.hash != prev_hash):
+    if head is None:
+        if count == 0:
+            return ChainStatus(ok=True, entries=0)
+        # Without the head, entries deleted from the end could not be noticed.
         return ChainStatus(
-            ok=False,
-            entries=count,
-            first_bad_seq=count + 1,
-            reason=f"entries {count + 1}..{head_seq} are missing from the end of the log",
+            ok=False, entries=count, first_bad_seq=count, reason="the chain head row is missing"
         )
+    return _check_head(head, count, prev_hash)
+
+
+def _check_head(head: AuditHeadRow, count: int, last_hash: str) -> ChainStatus:
+    if head.seq > count:
+        reason = f"entries {count + 1}..{head.seq} are missing from the end of the log"
+        return ChainStatus(ok=False, entries=count, first_bad_seq=count + 1, reason=reason)
+    if head.seq < count:
+        reason = (
+            f"entries {head.seq + 1}..{count} were added outside modelcycle "
+            f"(the chain head ends at {head.seq})"
+        )
+        return ChainStatus(ok=False, entries=head.seq, first_bad_seq=head.seq + 1, reason=reason)
+    if head.hash != last_hash:
+        reason = f"entry {count} does not match the chain head; the log was rewritten"
+        return ChainStatus(ok=False, entries=count - 1, first_bad_seq=count, reason=reason)
     return ChainStatus(ok=True, entries=count)

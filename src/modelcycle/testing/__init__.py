@@ -10,9 +10,12 @@ from modelcycle.testing.factories import (
     register,
     version_body,
 )
+from modelcycle.testing.mock_backend import MockBackend, MockCall
 
 __all__ = [
     "KeyPair",
+    "MockBackend",
+    "MockCall",
     "admin_of",
     "make_key",
     "make_project",

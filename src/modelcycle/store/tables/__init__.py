@@ -3,6 +3,7 @@
 from modelcycle.store.tables.access import ApiKeyRow, ProjectRow
 from modelcycle.store.tables.audit import AuditEntryRow, AuditHeadRow
 from modelcycle.store.tables.base import Base, utcnow
+from modelcycle.store.tables.deploy import DeploymentRevisionRow, DeploymentRow
 from modelcycle.store.tables.registry import (
     AliasHistoryRow,
     AliasRow,
@@ -18,6 +19,8 @@ __all__ = [
     "AuditEntryRow",
     "AuditHeadRow",
     "Base",
+    "DeploymentRevisionRow",
+    "DeploymentRow",
     "LineageEdgeRow",
     "ModelRow",
     "ModelVersionRow",

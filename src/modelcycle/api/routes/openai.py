@@ -1,0 +1,97 @@
+"""The OpenAI-compatible API under ``/v1``: any OpenAI client can call a deployment.
+
+Authentication is a Bearer API key of any role (``app`` is enough); the
+request's ``model`` names a deployment of the key's project. Errors are OpenAI
+error objects; a failure after a stream began ends it with an error event.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import Response, StreamingResponse
+
+from modelcycle.api.deps import PrincipalDep, ServicesDep
+from modelcycle.api.errors import ERROR_RESPONSES, ErrorResponse
+from modelcycle.gateway import ChatCompletionRequest, CompletionRequest
+from modelcycle.gateway.schemas import InferenceRequest
+from modelcycle.gateway.wire import completion_body, models_body, sse_events
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+
+RESPONSES = {
+    **ERROR_RESPONSES,
+    404: {"model": ErrorResponse, "description": "Unknown deployment (code model_not_found)."},
+    502: {"model": ErrorResponse, "description": "Every route and fallback failed."},
+    504: {"model": ErrorResponse, "description": "The backend did not answer in time."},
+}
+
+_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def _served_headers(model: str, version: int, route: str) -> dict[str, str]:
+    return {"X-Modelcycle-Version": f"{model}@{version}", "X-Modelcycle-Route": route}
+
+
+async def _answer(
+    services: ServicesDep,
+    principal: PrincipalDep,
+    request: InferenceRequest,
+    *,
+    include_usage: bool,
+    echo_prompt: str | None,
+) -> Response:
+    gateway = services.gateway
+    if request.stream:
+        stream = await gateway.stream(principal, request)
+        return StreamingResponse(
+            sse_events(
+                stream, request.endpoint, include_usage=include_usage, echo_prompt=echo_prompt
+            ),
+            media_type="text/event-stream",
+            headers={
+                **_SSE_HEADERS,
+                **_served_headers(stream.model, stream.version, stream.route),
+            },
+        )
+    served = await gateway.generate(principal, request)
+    return Response(
+        completion_body(served, request.endpoint, echo_prompt=echo_prompt),
+        media_type="application/json",
+        headers=_served_headers(served.model, served.version, served.route),
+    )
+
+
+@router.post("/chat/completions", response_class=Response)
+async def chat_completions(
+    body: ChatCompletionRequest, principal: PrincipalDep, services: ServicesDep
+) -> Response:
+    """Answer a conversation with a deployment (``stream: true`` for server-sent events)."""
+    return await _answer(
+        services,
+        principal,
+        body.to_inference(),
+        include_usage=body.include_usage,
+        echo_prompt=None,
+    )
+
+
+@router.post("/completions", response_class=Response)
+async def completions(
+    body: CompletionRequest, principal: PrincipalDep, services: ServicesDep
+) -> Response:
+    """Continue a prompt with a deployment (legacy completions; ``echo`` supported)."""
+    request = body.to_inference()
+    return await _answer(
+        services,
+        principal,
+        request,
+        include_usage=body.include_usage,
+        echo_prompt=request.prompt if body.echo else None,
+    )
+
+
+@router.get("/models", response_class=Response)
+async def list_models(principal: PrincipalDep, services: ServicesDep) -> Response:
+    """The deployments this key may call, as OpenAI models."""
+    deployments = await services.gateway.models(principal)
+    return Response(models_body(deployments), media_type="application/json")

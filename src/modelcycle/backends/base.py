@@ -1,0 +1,137 @@
+"""The ``Backend`` protocol every inference engine implements, and its value types.
+
+A backend serves one model version: it is built from the version's ``source``
+and ``params`` by a factory registered through ``modelcycle_register_backends``,
+must not load anything until its first call, and may be called concurrently
+from one event loop (it queues or batches internally; it never blocks the loop).
+
+Failures raise ``modelcycle.errors.UpstreamError`` (the gateway retries and
+falls back); a request the engine can never serve (a prompt longer than the
+context window) raises ``InvalidInput``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One chat message, its content flattened to text."""
+
+    role: str
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationParams:
+    """Sampling parameters of one request; ``None`` means "the version's default"."""
+
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] | None = None
+    seed: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts of one request."""
+
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def total_tokens(self) -> int:
+        """Prompt and completion tokens together."""
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A whole answer: its text, why generation stopped, and the token counts."""
+
+    text: str
+    finish_reason: str
+    usage: Usage
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A piece of a streamed answer; the last one carries ``finish_reason`` and ``usage``."""
+
+    text: str
+    finish_reason: str | None = None
+    usage: Usage | None = None
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """An inference engine serving one model version."""
+
+    async def chat(self, messages: Sequence[Message], params: GenerationParams) -> Completion:
+        """Answer a conversation."""
+        ...
+
+    async def complete(self, prompt: str, params: GenerationParams) -> Completion:
+        """Continue a plain-text prompt."""
+        ...
+
+    def stream_chat(
+        self, messages: Sequence[Message], params: GenerationParams
+    ) -> AsyncIterator[Chunk]:
+        """Answer a conversation piece by piece."""
+        ...
+
+    def stream_complete(self, prompt: str, params: GenerationParams) -> AsyncIterator[Chunk]:
+        """Continue a prompt piece by piece."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections and engines (the backend is not used afterwards)."""
+        ...
+
+
+BackendFactory = Callable[[str, Mapping[str, Any]], Backend]
+"""Builds a backend from a version's ``source`` and ``params`` (lazily: no loading yet)."""
+
+
+def merge_params(defaults: Mapping[str, Any], request: GenerationParams) -> GenerationParams:
+    """The request's parameters, with the version's ``defaults`` where the request has none.
+
+    Version params use the OpenAI names: ``max_tokens``, ``temperature``,
+    ``top_p``, ``stop`` (a string or a list) and ``seed``.
+    """
+    stop = request.stop
+    if stop is None and defaults.get("stop") is not None:
+        stop = as_stop(defaults["stop"])
+    return GenerationParams(
+        max_tokens=request.max_tokens
+        if request.max_tokens is not None
+        else _int(defaults.get("max_tokens")),
+        temperature=request.temperature
+        if request.temperature is not None
+        else _float(defaults.get("temperature")),
+        top_p=request.top_p if request.top_p is not None else _float(defaults.get("top_p")),
+        stop=stop,
+        seed=request.seed if request.seed is not None else _int(defaults.get("seed")),
+    )
+
+
+def as_stop(value: Any) -> tuple[str, ...] | None:
+    """A stop parameter (a string, a list of strings or nothing) as a tuple."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return (value,)
+    return tuple(str(item) for item in value)
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None

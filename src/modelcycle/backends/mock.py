@@ -1,0 +1,147 @@
+"""A deterministic backend for tests: scripted or echoed answers, latency and failures.
+
+Configured by its source and params (params win)::
+
+    mock://echo                         answer with the last user message / the prompt
+    mock://script?reply=Hi&reply=Bye    answer "Hi", then "Bye", then "Hi" again...
+    {"replies": ["Hi", "Bye"]}          the same, as version params
+
+Other params: ``latency_ms`` (before the first token), ``chunk_delay_ms``
+(between streamed chunks), ``fail`` (every call fails), ``fail_first`` (the
+first N calls fail), ``fail_mid_stream`` (a stream breaks after N chunks) and
+``error`` (the failure's message). Streams split the answer into words; token
+counts are word counts. ``max_tokens`` and ``stop`` are honoured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from modelcycle.backends.base import Chunk, Completion, GenerationParams, Message, Usage
+from modelcycle.backends.prompting import last_user_text
+from modelcycle.errors import InvalidInput, UpstreamError
+
+_WORDS = re.compile(r"\s*\S+")
+
+
+@dataclass
+class MockCall:
+    """One call the mock received (for assertions)."""
+
+    kind: str
+    prompt: str
+    params: GenerationParams
+
+
+@dataclass
+class MockBackend:
+    """Scripted answers with configurable latency and failures; see the module docstring."""
+
+    mode: str = "echo"
+    replies: list[str] = field(default_factory=list)
+    latency_ms: float = 0.0
+    chunk_delay_ms: float = 0.0
+    fail: bool = False
+    fail_first: int = 0
+    fail_mid_stream: int | None = None
+    error: str = "mock backend failure"
+    calls: list[MockCall] = field(default_factory=list)
+
+    @classmethod
+    def from_source(cls, source: str, params: Mapping[str, Any] | None = None) -> MockBackend:
+        """Build from ``mock://MODE?k=v`` and a version's params (the factory of kind ``mock``)."""
+        parts = urlsplit(source)
+        if parts.scheme != "mock":
+            raise InvalidInput(f"mock backend source must start with mock://, got {source!r}")
+        query = parse_qs(parts.query)
+        options: dict[str, Any] = {key: values[-1] for key, values in query.items()}
+        if "reply" in query:
+            options["replies"] = query["reply"]
+        options.pop("reply", None)
+        options.update(params or {})
+        replies = options.get("replies") or []
+        return cls(
+            mode=parts.netloc or "echo",
+            replies=[str(reply) for reply in replies],
+            latency_ms=float(options.get("latency_ms", 0)),
+            chunk_delay_ms=float(options.get("chunk_delay_ms", 0)),
+            fail=_flag(options.get("fail", parts.netloc == "fail")),
+            fail_first=int(options.get("fail_first", 0)),
+            fail_mid_stream=_opt_int(options.get("fail_mid_stream")),
+            error=str(options.get("error", "mock backend failure")),
+        )
+
+    # -- Backend ---------------------------------------------------------------------
+
+    async def chat(self, messages: Sequence[Message], params: GenerationParams) -> Completion:
+        """Answer with the next scripted reply, or echo the last user message."""
+        return await self._whole("chat", last_user_text(messages), params)
+
+    async def complete(self, prompt: str, params: GenerationParams) -> Completion:
+        """Answer with the next scripted reply, or echo the prompt."""
+        return await self._whole("complete", prompt, params)
+
+    def stream_chat(
+        self, messages: Sequence[Message], params: GenerationParams
+    ) -> AsyncIterator[Chunk]:
+        """Stream the answer word by word."""
+        return self._stream("chat", last_user_text(messages), params)
+
+    def stream_complete(self, prompt: str, params: GenerationParams) -> AsyncIterator[Chunk]:
+        """Stream the answer word by word."""
+        return self._stream("complete", prompt, params)
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+    # -- internals -------------------------------------------------------------------
+
+    def _start(self, kind: str, prompt: str, params: GenerationParams) -> tuple[list[str], str]:
+        self.calls.append(MockCall(kind, prompt, params))
+        if self.fail or len(self.calls) <= self.fail_first:
+            raise UpstreamError(self.error)
+        text = self.replies[(len(self.calls) - 1) % len(self.replies)] if self.replies else prompt
+        finish = "stop"
+        for stop in params.stop or ():
+            if stop and stop in text:
+                text = text[: text.index(stop)]
+        words = _WORDS.findall(text)
+        if params.max_tokens is not None and len(words) > params.max_tokens:
+            words, finish = words[: params.max_tokens], "length"
+        return words, finish
+
+    async def _whole(self, kind: str, prompt: str, params: GenerationParams) -> Completion:
+        if self.latency_ms:
+            await asyncio.sleep(self.latency_ms / 1000)
+        words, finish = self._start(kind, prompt, params)
+        usage = Usage(len(_WORDS.findall(prompt)), len(words))
+        return Completion("".join(words), finish, usage)
+
+    async def _stream(
+        self, kind: str, prompt: str, params: GenerationParams
+    ) -> AsyncIterator[Chunk]:
+        if self.latency_ms:
+            await asyncio.sleep(self.latency_ms / 1000)
+        words, finish = self._start(kind, prompt, params)
+        for index, word in enumerate(words):
+            if self.fail_mid_stream is not None and index >= self.fail_mid_stream:
+                raise UpstreamError(f"{self.error} (stream cut after {index} chunks)")
+            if index and self.chunk_delay_ms:
+                await asyncio.sleep(self.chunk_delay_ms / 1000)
+            yield Chunk(word)
+        yield Chunk("", finish, Usage(len(_WORDS.findall(prompt)), len(words)))
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.lower() in ("1", "true", "yes")
+    return bool(value)
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value is None else int(value)

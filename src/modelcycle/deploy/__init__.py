@@ -1,0 +1,30 @@
+"""Deployments: what clients call, routed to model versions (canary, shadow, fallbacks)."""
+
+from modelcycle.deploy.references import DeploymentReferences
+from modelcycle.deploy.schemas import (
+    TARGET_PATTERN,
+    Deployment,
+    DeploymentConfig,
+    DeploymentRevision,
+    DeploymentSpec,
+    Route,
+)
+from modelcycle.deploy.service import Deployments, canary_of
+from modelcycle.deploy.targets import ResolvedVersion, Target, parse_target, resolve, resolve_active
+
+__all__ = [
+    "TARGET_PATTERN",
+    "Deployment",
+    "DeploymentConfig",
+    "DeploymentReferences",
+    "DeploymentRevision",
+    "DeploymentSpec",
+    "Deployments",
+    "ResolvedVersion",
+    "Route",
+    "Target",
+    "canary_of",
+    "parse_target",
+    "resolve",
+    "resolve_active",
+]

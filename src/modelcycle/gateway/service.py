@@ -1,0 +1,366 @@
+"""The request path of ``/v1``: deployment -> route -> version -> backend -> fallbacks -> event.
+
+Every request ends with exactly one ``RequestFinished`` event, whether it was
+served, failed or cancelled by the client; a shadow copy emits its own event
+with ``route="shadow"``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+from modelcycle import events
+from modelcycle.access import Principal
+from modelcycle.backends import Backend, BackendPool, Chunk, Completion, Usage
+from modelcycle.deploy import Deployment, Deployments, ResolvedVersion
+from modelcycle.errors import (
+    InvalidInput,
+    ModelcycleError,
+    UpstreamError,
+    UpstreamTimeout,
+)
+from modelcycle.gateway.cache import Resolver
+from modelcycle.gateway.routing import Attempt, RouteKind, plan
+from modelcycle.gateway.schemas import InferenceRequest
+from modelcycle.plugins import EventBus
+from modelcycle.store.tables import utcnow
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Call = Callable[[Backend, InferenceRequest], Awaitable[T]]
+
+CANCELLED = 499  # the client went away (the nginx convention)
+
+
+@dataclass
+class _Trace:
+    """Bookkeeping of one request, turned into its ``RequestFinished`` event."""
+
+    request_id: str
+    principal: Principal
+    request: InferenceRequest
+    started: float
+    attempts: int = 0
+    served: ResolvedVersion | None = None
+    route: RouteKind | None = None
+    ttft_ms: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """A whole answer and who served it."""
+
+    request_id: str
+    created: int
+    deployment: str
+    model: str
+    version: int
+    route: RouteKind
+    completion: Completion
+
+
+class ServedStream:
+    """A stream whose first chunk has arrived; iterate ``chunks()`` once."""
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        trace: _Trace,
+        iterator: AsyncIterator[Chunk],
+        first: Chunk,
+        idle_timeout_s: float,
+    ):
+        assert trace.served is not None
+        assert trace.route is not None
+        self.request_id = trace.request_id
+        self.created = int(time.time())
+        self.deployment = trace.request.deployment
+        self.model, self.version = trace.served.model, trace.served.version
+        self.route: RouteKind = trace.route
+        self._gateway, self._trace = gateway, trace
+        self._iterator, self._first, self._idle = iterator, first, idle_timeout_s
+
+    async def chunks(self) -> AsyncGenerator[Chunk, None]:
+        """The chunks, the first included; a failure mid-way raises ``UpstreamError``.
+
+        ``timeout_s`` bounds each wait for the next chunk.
+        """
+        last = self._first
+        count = 0
+        outcome: BaseException | None = None
+        try:
+            yield self._first
+            while last.finish_reason is None:
+                try:
+                    async with asyncio.timeout(self._idle):
+                        last = await anext(self._iterator)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    raise UpstreamTimeout(
+                        f"no output for {self._idle:g} s; the stream was stopped"
+                    ) from None
+                count += 1
+                yield last
+        except (GeneratorExit, asyncio.CancelledError) as exc:
+            outcome = exc
+            raise
+        except ModelcycleError as exc:
+            outcome = exc
+            raise
+        except Exception as exc:
+            outcome = UpstreamError(f"the stream broke: {type(exc).__name__}: {exc}")
+            raise outcome from exc
+        finally:
+            await _aclose(self._iterator)
+            usage = last.usage or Usage(0, count + 1)
+            self._gateway.finish(
+                self._trace, outcome=outcome, usage=usage, finish_reason=last.finish_reason
+            )
+
+
+class Gateway:
+    """Serves OpenAI-style requests for deployments; see the module docstring."""
+
+    def __init__(
+        self,
+        deployments: Deployments,
+        resolver: Resolver,
+        backends: BackendPool,
+        bus: EventBus,
+        *,
+        rng: random.Random | None = None,
+        retry_backoff_s: float = 0.05,
+    ):
+        self._deployments = deployments
+        self.resolver = resolver
+        self.backends = backends
+        self._bus = bus
+        self.rng = rng or random.Random()  # noqa: S311 - traffic splitting, not security
+        self._backoff = retry_backoff_s
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def models(self, principal: Principal) -> list[Deployment]:
+        """The deployments the key may call (every deployment of its project)."""
+        return await asyncio.to_thread(self._deployments.names, principal.project_id)
+
+    async def generate(self, principal: Principal, request: InferenceRequest) -> Served:
+        """A whole answer, from the chosen route or, when it fails, a fallback."""
+        trace = self._start(principal, request)
+        try:
+            deployment = await self.resolver.deployment(principal.project_id, request.deployment)
+            completion = await self._attempts(trace, deployment, _call_whole)
+        except BaseException as exc:
+            self.finish(trace, outcome=exc)
+            raise
+        self.finish(trace, usage=completion.usage, finish_reason=completion.finish_reason)
+        self._shadow(principal, request, deployment)
+        assert trace.served is not None
+        assert trace.route is not None
+        return Served(
+            request_id=trace.request_id,
+            created=int(time.time()),
+            deployment=deployment.name,
+            model=trace.served.model,
+            version=trace.served.version,
+            route=trace.route,
+            completion=completion,
+        )
+
+    async def stream(self, principal: Principal, request: InferenceRequest) -> ServedStream:
+        """A stream whose first chunk has arrived (routes that fail before it fall back)."""
+        trace = self._start(principal, request)
+        try:
+            deployment = await self.resolver.deployment(principal.project_id, request.deployment)
+            iterator, first = await self._attempts(trace, deployment, _open_stream)
+        except BaseException as exc:
+            self.finish(trace, outcome=exc)
+            raise
+        trace.ttft_ms = (time.perf_counter() - trace.started) * 1000
+        self._shadow(principal, request, deployment)
+        return ServedStream(self, trace, iterator, first, deployment.spec.timeout_s)
+
+    async def aclose(self) -> None:
+        """Cancel shadow calls in flight and close every backend."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.backends.aclose()
+
+    # -- attempts ----------------------------------------------------------------------
+
+    async def _attempts(self, trace: _Trace, deployment: Deployment, call: Call[T]) -> T:
+        spec = deployment.spec
+        last: ModelcycleError | None = None
+        for attempt in plan(spec, deployment.name, trace.request.user, self.rng):
+            for retry in range(spec.retries + 1):
+                if retry:
+                    await asyncio.sleep(
+                        self._backoff * 2 ** (retry - 1) * (0.5 + self.rng.random())
+                    )
+                trace.attempts += 1
+                try:
+                    return await self._try(trace, attempt, spec.timeout_s, call)
+                except InvalidInput:
+                    raise  # the request itself is wrong: another target would refuse it too
+                except ModelcycleError as exc:
+                    last = exc
+                    if not _retryable(exc):
+                        break
+        raise _exhausted(deployment.name, trace.attempts, last)
+
+    async def _try(self, trace: _Trace, attempt: Attempt, timeout_s: float, call: Call[T]) -> T:
+        version = await self.resolver.version(trace.principal.project_id, attempt.target)
+        try:
+            backend = self.backends.get(version.backend, version.source, version.params)
+        except InvalidInput as exc:
+            raise UpstreamError(exc.message, code="target_unavailable") from exc
+        try:
+            async with asyncio.timeout(timeout_s):
+                result = await call(backend, trace.request)
+        except TimeoutError:
+            raise UpstreamTimeout(
+                f"{version.model}@{version.version} did not answer within {timeout_s:g} s",
+                code="timeout",
+            ) from None
+        except ModelcycleError:
+            raise
+        except Exception as exc:
+            log.exception("backend %s@%s failed", version.model, version.version)
+            raise UpstreamError(
+                f"{version.model}@{version.version} failed: {type(exc).__name__}"
+            ) from exc
+        trace.served, trace.route = version, attempt.kind
+        return result
+
+    # -- shadow traffic ----------------------------------------------------------------
+
+    def _shadow(
+        self, principal: Principal, request: InferenceRequest, deployment: Deployment
+    ) -> None:
+        target = deployment.spec.shadow
+        if not target:
+            return
+        shadow_request = replace(request, stream=False)
+        task = asyncio.create_task(
+            self._run_shadow(principal, shadow_request, target, deployment.spec.timeout_s)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_shadow(
+        self, principal: Principal, request: InferenceRequest, target: str, timeout_s: float
+    ) -> None:
+        trace = self._start(principal, request)
+        trace.attempts = 1
+        try:
+            completion = await self._try(trace, Attempt(target, "shadow"), timeout_s, _call_whole)
+        except BaseException as exc:
+            trace.route = "shadow"
+            self.finish(trace, outcome=exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self.finish(trace, usage=completion.usage, finish_reason=completion.finish_reason)
+
+    # -- events ------------------------------------------------------------------------
+
+    @staticmethod
+    def _start(principal: Principal, request: InferenceRequest) -> _Trace:
+        return _Trace(uuid.uuid4().hex, principal, request, time.perf_counter())
+
+    def finish(
+        self,
+        trace: _Trace,
+        *,
+        outcome: BaseException | None = None,
+        usage: Usage | None = None,
+        finish_reason: str | None = None,
+    ) -> None:
+        """Emit the request's ``RequestFinished`` event."""
+        status, code, error_type = _status(outcome)
+        served = trace.served
+        usage = usage or Usage(0, 0)
+        self._bus.emit(
+            events.RequestFinished(
+                request_id=trace.request_id,
+                project=trace.principal.project,
+                deployment=trace.request.deployment,
+                key_id=trace.principal.key_id,
+                endpoint=trace.request.endpoint,
+                model=served.model if served else None,
+                version=served.version if served else None,
+                route=trace.route,
+                status=status,
+                status_code=code,
+                error_type=error_type,
+                latency_ms=(time.perf_counter() - trace.started) * 1000,
+                ttft_ms=trace.ttft_ms,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                stream=trace.request.stream,
+                attempts=trace.attempts,
+                finish_reason=finish_reason,
+                at=utcnow(),
+            )
+        )
+
+
+async def _call_whole(backend: Backend, request: InferenceRequest) -> Completion:
+    if request.messages is not None:
+        return await backend.chat(request.messages, request.params)
+    return await backend.complete(request.prompt or "", request.params)
+
+
+async def _open_stream(
+    backend: Backend, request: InferenceRequest
+) -> tuple[AsyncIterator[Chunk], Chunk]:
+    if request.messages is not None:
+        iterator = backend.stream_chat(request.messages, request.params)
+    else:
+        iterator = backend.stream_complete(request.prompt or "", request.params)
+    try:
+        first = await anext(iterator)
+    except StopAsyncIteration:
+        raise UpstreamError("the backend ended the stream before any output") from None
+    except BaseException:
+        await _aclose(iterator)
+        raise
+    return iterator, first
+
+
+async def _aclose(iterator: AsyncIterator[Any]) -> None:
+    close = getattr(iterator, "aclose", None)
+    if close is not None:
+        await close()
+
+
+def _retryable(exc: ModelcycleError) -> bool:
+    return isinstance(exc, UpstreamError) and exc.code != "target_unavailable"
+
+
+def _exhausted(deployment: str, attempts: int, last: ModelcycleError | None) -> ModelcycleError:
+    if last is None:
+        return UpstreamError(f"deployment '{deployment}' has no route that can serve")
+    message = f"deployment '{deployment}' failed after {attempts} attempt(s): {last.message}"
+    if isinstance(last, UpstreamTimeout):
+        return UpstreamTimeout(message, code=last.code)
+    return UpstreamError(message, code=last.code)
+
+
+def _status(outcome: BaseException | None) -> tuple[str, int, str | None]:
+    if outcome is None:
+        return "ok", 200, None
+    if isinstance(outcome, GeneratorExit | asyncio.CancelledError):
+        return "cancelled", CANCELLED, "cancelled"
+    if isinstance(outcome, ModelcycleError):
+        return "error", outcome.status_code, outcome.code or outcome.error_type
+    return "error", 500, type(outcome).__name__

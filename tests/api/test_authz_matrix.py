@@ -1,0 +1,626 @@
+"""The authorization matrix: every management endpoint x every role x own/other project.
+
+Design, as a user relies on it:
+
+* no key, or a bad one: 401 everywhere;
+* ``app`` keys: inference only, 403 on every management endpoint but ``whoami``;
+* ``viewer``: reads models, versions, aliases, lineage and history; 403 on every
+  mutation and on keys and audit;
+* ``maintainer``: also changes the registry; 403 on keys, audit and projects;
+* ``admin``: everything in its own project; only admins of the root project
+  create projects and reach other projects' keys and audit entries;
+* another project's resource is 404 — indistinguishable from one that does not
+  exist — never 200, and nothing of it appears in any response.
+
+Every refused request leaves the audit log untouched; every allowed mutation
+adds to it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import fastapi.routing
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import func, select
+
+from modelcycle.access import Principal
+from modelcycle.api import create_app
+from modelcycle.deploy import DeploymentSpec
+from modelcycle.services import Services
+from modelcycle.store.tables import AuditEntryRow
+from modelcycle.testing import (
+    KeyPair,
+    admin_of,
+    make_key,
+    make_project,
+    make_services,
+    make_settings,
+    register,
+)
+from modelcycle.types import ROOT_PROJECT, Role, VersionStatus
+
+OWN, OTHER = "own", "other"
+TEAM_A, TEAM_B = "team-a", "team-b"
+ROLES = ["admin", "maintainer", "viewer", "app", "root"]
+MARKER = "secret-of-team-b"
+"""Appears in every resource of team-b, so a leak shows in any response text."""
+
+# How a request aimed at another project's resource must end.
+HIDDEN = "hidden"  # 404 for everyone allowed to make the request
+ROOT_SEES = "root-sees"  # root admins reach it; everyone else gets 404
+UNSCOPED = "unscoped"  # the request names nothing of the other project
+
+
+@dataclass
+class Env:
+    services: Services
+    app: FastAPI
+    keys: dict[str, KeyPair]
+    admins: dict[str, Principal]
+    names: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    def fresh(self, stem: str) -> str:
+        return f"{stem}-{next(self.names)}"
+
+    def shared(self, project: str) -> str:
+        return f"shared-{project}"
+
+    def source(self, project: str) -> str:
+        return f"mock://{MARKER}" if project == TEAM_B else f"mock://{project}"
+
+    def model_with_version(self, project: str, *, archived: bool = False) -> str:
+        name = self.fresh("m")
+        register(self.services, self.admins[project], name, source=self.source(project))
+        if archived:
+            self.services.registry.set_status(self.admins[project], name, 1, VersionStatus.ARCHIVED)
+        return name
+
+    def audit_seq_of(self, project: str) -> int:
+        with self.services.store.read() as session:
+            return int(
+                session.execute(
+                    select(func.min(AuditEntryRow.seq)).where(AuditEntryRow.project == project)
+                ).scalar_one()
+            )
+
+    def audit_count(self) -> int:
+        with self.services.store.read() as session:
+            return int(session.execute(select(func.count(AuditEntryRow.seq))).scalar_one())
+
+
+@dataclass(frozen=True)
+class Call:
+    path: str
+    json: dict[str, Any] | None = None
+    params: dict[str, Any] | None = None
+    check: Callable[[Env, httpx.Response], None] | None = None
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    need: Role | str
+    """The least role allowed, or ``"root"`` for root-project admins only."""
+    success: int
+    other: str
+    build: Callable[[Env, str], Call]
+
+    @property
+    def id(self) -> str:
+        return f"{self.method} {self.path}"
+
+    @property
+    def mutates(self) -> bool:
+        return self.method != "GET"
+
+
+def _new_version_is_one(env: Env, response: httpx.Response) -> None:
+    # A model of the same name in another project is a different model.
+    assert response.json()["version"] == 1
+
+
+def _new_version_is_two(env: Env, response: httpx.Response) -> None:
+    assert response.json()["version"] == 2
+
+
+def _versions_call(env: Env, project: str, scope: str) -> Call:
+    name = env.model_with_version(project)
+    check = _new_version_is_one if scope == OTHER else _new_version_is_two
+    return Call(
+        f"/api/v1/models/{name}/versions",
+        json={"source": "mock://new", "backend": "mock"},
+        check=check,
+    )
+
+
+def _key_of(env: Env, project: str) -> int:
+    return make_key(env.services, Role.VIEWER, project).principal.key_id
+
+
+def _alias_to_delete(env: Env, project: str) -> Call:
+    alias = env.fresh("tmp")
+    env.services.aliases.set(env.admins[project], env.shared(project), alias, 1)
+    return Call(f"/api/v1/models/{env.shared(project)}/aliases/{alias}")
+
+
+def _empty_model(env: Env, project: str) -> str:
+    name = env.fresh("empty")
+    register(env.services, env.admins[project], name, source=env.source(project))
+    env.services.registry.delete_version(env.admins[project], name, 1)
+    return name
+
+
+def _model_to_create(env: Env, project: str) -> str:
+    # In the other project's scope: a name taken there is still free here.
+    return env.model_with_version(project) if project == TEAM_B else env.fresh("new")
+
+
+ROUTE_V1 = {"target": "common@1", "weight": 90}
+DEPLOYMENT = "/api/v1/deployments/{name}"
+
+
+def _deployment(env: Env, project: str, *, promoted: bool = False) -> str:
+    # Every project has a model "common" with versions 1 and 2; 2 is the canary.
+    name = env.fresh("dep")
+    spec = {"name": name, "routes": [ROUTE_V1, {"target": "common@2", "weight": 10}]}
+    env.services.deployments.create(env.admins[project], DeploymentSpec.model_validate(spec))
+    if promoted:
+        env.services.deployments.promote(env.admins[project], name)
+    return name
+
+
+def _deployment_to_create(env: Env, project: str) -> str:
+    # In the other project's scope: a deployment name taken there is still free here.
+    return _deployment(env, project) if project == TEAM_B else env.fresh("new-dep")
+
+
+MODEL = "/api/v1/models/{name}"
+VERSION = "/api/v1/models/{name}/versions/{version}"
+
+ENDPOINTS: list[Endpoint] = [
+    Endpoint("GET", "/api/v1/whoami", Role.APP, 200, UNSCOPED, lambda e, p: Call("/api/v1/whoami")),
+    Endpoint(
+        "POST",
+        "/api/v1/projects",
+        "root",
+        201,
+        UNSCOPED,
+        lambda e, p: Call("/api/v1/projects", json={"name": e.fresh("proj")}),
+    ),
+    Endpoint(
+        "GET", "/api/v1/projects", Role.VIEWER, 200, UNSCOPED, lambda e, p: Call("/api/v1/projects")
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/keys",
+        Role.ADMIN,
+        201,
+        ROOT_SEES,
+        lambda e, p: Call("/api/v1/keys", json={"name": "k", "role": "viewer", "project": p}),
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/keys",
+        Role.ADMIN,
+        200,
+        ROOT_SEES,
+        lambda e, p: Call("/api/v1/keys", params={"project": p}),
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/keys/{key_id}",
+        Role.ADMIN,
+        200,
+        ROOT_SEES,
+        lambda e, p: Call(f"/api/v1/keys/{_key_of(e, p)}"),
+    ),
+    Endpoint(
+        "DELETE",
+        "/api/v1/keys/{key_id}",
+        Role.ADMIN,
+        200,
+        ROOT_SEES,
+        lambda e, p: Call(f"/api/v1/keys/{_key_of(e, p)}"),
+    ),
+    Endpoint("GET", "/api/v1/audit", Role.ADMIN, 200, UNSCOPED, lambda e, p: Call("/api/v1/audit")),
+    Endpoint(
+        "GET",
+        "/api/v1/audit/verify",
+        Role.ADMIN,
+        200,
+        UNSCOPED,
+        lambda e, p: Call("/api/v1/audit/verify"),
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/audit/{seq}",
+        Role.ADMIN,
+        200,
+        ROOT_SEES,
+        lambda e, p: Call(f"/api/v1/audit/{e.audit_seq_of(p)}"),
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/models",
+        Role.MAINTAINER,
+        201,
+        UNSCOPED,
+        lambda e, p: Call("/api/v1/models", json={"name": _model_to_create(e, p)}),
+    ),
+    Endpoint(
+        "GET", "/api/v1/models", Role.VIEWER, 200, UNSCOPED, lambda e, p: Call("/api/v1/models")
+    ),
+    Endpoint(
+        "GET", MODEL, Role.VIEWER, 200, HIDDEN, lambda e, p: Call(f"/api/v1/models/{e.shared(p)}")
+    ),
+    Endpoint(
+        "PATCH",
+        MODEL,
+        Role.MAINTAINER,
+        200,
+        HIDDEN,
+        lambda e, p: Call(f"/api/v1/models/{e.shared(p)}", json={"description": "x"}),
+    ),
+    Endpoint(
+        "DELETE",
+        MODEL,
+        Role.MAINTAINER,
+        204,
+        HIDDEN,
+        lambda e, p: Call(f"/api/v1/models/{_empty_model(e, p)}"),
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/models/{name}/versions",
+        Role.MAINTAINER,
+        201,
+        UNSCOPED,
+        lambda e, p: _versions_call(e, p, OTHER if p == TEAM_B else OWN),
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/models/{name}/versions",
+        Role.VIEWER,
+        200,
+        HIDDEN,
+        lambda e, p: Call(f"/api/v1/models/{e.shared(p)}/versions"),
+    ),
+    Endpoint(
+        "GET",
+        VERSION,
+        Role.VIEWER,
+        200,
+        HIDDEN,
+        lambda e, p: Call(f"/api/v1/models/{e.shared(p)}/versions/1"),
+    ),
+    Endpoint(
+        "DELETE",
+        VERSION,
+        Role.MAINTAINER,
+        204,
+        HIDDEN,
+        lambda e, p: Call(f"/api/v1/models/{e.model_with_version(p)}/versions/1"),
+    ),
+    Endpoint(
+        "POST",
+        VERSION + "/archive",
+        Role.MAINTAINER,
+        200,
+        HIDDEN,
+        lambda e, p: Call(f"/api/v1/models/{e.model_with_version(p)}/versions/1/archive"),
+    ),
+    Endpoint(
+        "POST",
+        VERSION + "/restore",
+        Role.MAINTAINER,
+        200,
+        HIDDEN,
+        lambda e, p: Call(
+            f"/api/v1/models/{e.model_with_version(p, archived=True)}/versions/1/restore"
+        ),
+    ),
+    Endpoint(
+        "GET",
+        VERSION + "/lineage",
+        Role.VIEWER,
+        200,
+        HIDDEN,
+        lambda e, p: Call(f"/api/v1/models/{e.shared(p)}/versions/2/lineage"),
+    ),
+    Endpoint(
+        "GET",
+        MODEL + "/aliases",
+        Role.VIEWER,
+        200,
+        HIDDEN,
+        lambda e, p: Call(f"/api/v1/models/{e.shared(p)}/aliases"),
+    ),
+    Endpoint(
+        "GET",
+        MODEL + "/alias-history",
+        Role.VIEWER,
+        200,
+        HIDDEN,
+        lambda e, p: Call(f"/api/v1/models/{e.shared(p)}/alias-history"),
+    ),
+    Endpoint(
+        "GET",
+        MODEL + "/aliases/{alias}",
+        Role.VIEWER,
+        200,
+        HIDDEN,
+        lambda e, p: Call(f"/api/v1/models/{e.shared(p)}/aliases/production"),
+    ),
+    Endpoint(
+        "PUT",
+        MODEL + "/aliases/{alias}",
+        Role.MAINTAINER,
+        200,
+        HIDDEN,
+        lambda e, p: Call(f"/api/v1/models/{e.shared(p)}/aliases/staging", json={"version": 1}),
+    ),
+    Endpoint("DELETE", MODEL + "/aliases/{alias}", Role.MAINTAINER, 204, HIDDEN, _alias_to_delete),
+    Endpoint(
+        "POST",
+        "/api/v1/deployments",
+        Role.MAINTAINER,
+        201,
+        UNSCOPED,
+        lambda e, p: Call(
+            "/api/v1/deployments",
+            json={"name": _deployment_to_create(e, p), "routes": [{**ROUTE_V1, "weight": 100}]},
+        ),
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/deployments",
+        Role.VIEWER,
+        200,
+        UNSCOPED,
+        lambda e, p: Call("/api/v1/deployments"),
+    ),
+    Endpoint(
+        "GET",
+        DEPLOYMENT,
+        Role.VIEWER,
+        200,
+        HIDDEN,
+        lambda e, p: Call(f"/api/v1/deployments/dep-{p}"),
+    ),
+    Endpoint(
+        "PUT",
+        DEPLOYMENT,
+        Role.MAINTAINER,
+        200,
+        HIDDEN,
+        lambda e, p: Call(
+            f"/api/v1/deployments/{_deployment(e, p)}",
+            json={"routes": [{**ROUTE_V1, "weight": 100}]},
+        ),
+    ),
+    Endpoint(
+        "DELETE",
+        DEPLOYMENT,
+        Role.MAINTAINER,
+        204,
+        HIDDEN,
+        lambda e, p: Call(f"/api/v1/deployments/{_deployment(e, p)}"),
+    ),
+    Endpoint(
+        "POST",
+        DEPLOYMENT + "/promote",
+        Role.MAINTAINER,
+        200,
+        HIDDEN,
+        lambda e, p: Call(f"/api/v1/deployments/{_deployment(e, p)}/promote"),
+    ),
+    Endpoint(
+        "POST",
+        DEPLOYMENT + "/rollback",
+        Role.MAINTAINER,
+        200,
+        HIDDEN,
+        lambda e, p: Call(f"/api/v1/deployments/{_deployment(e, p, promoted=True)}/rollback"),
+    ),
+    Endpoint(
+        "GET",
+        DEPLOYMENT + "/revisions",
+        Role.VIEWER,
+        200,
+        HIDDEN,
+        lambda e, p: Call(f"/api/v1/deployments/dep-{p}/revisions"),
+    ),
+]
+
+
+# The oracle is written out here, independent of ``Role.allows`` under test.
+RANK = {"app": 0, "viewer": 1, "maintainer": 2, "admin": 3, "root": 3}
+
+
+def allowed(endpoint: Endpoint, role: str) -> bool:
+    if endpoint.need == "root":
+        return role == "root"
+    return RANK[role] >= RANK[str(endpoint.need)]
+
+
+def expected_status(endpoint: Endpoint, role: str, scope: str) -> int:
+    if role == "anonymous":
+        return 401
+    if not allowed(endpoint, role):
+        return 403
+    if scope == OTHER and (
+        endpoint.other == HIDDEN or (endpoint.other == ROOT_SEES and role != "root")
+    ):
+        return 404
+    return endpoint.success
+
+
+@pytest.fixture(scope="module")
+def env(module_database_url: str | None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    home: Path = tmp_path_factory.mktemp("authz")
+    services = make_services(make_settings(home, module_database_url))
+    root = admin_of(services)
+    make_project(services, TEAM_A)
+    make_project(services, TEAM_B)
+    keys = {role: make_key(services, Role(role), TEAM_A) for role in ROLES if role != "root"}
+    keys["root"] = root
+    admins = {
+        ROOT_PROJECT: root.principal,
+        TEAM_A: keys["admin"].principal,
+        TEAM_B: make_key(services, Role.ADMIN, TEAM_B).principal,
+    }
+    built = Env(services=services, app=create_app(services), keys=keys, admins=admins)
+    for project, admin in admins.items():
+        name = built.shared(project)
+        register(services, admin, name, source=built.source(project), metadata={"p": project})
+        register(
+            services,
+            admin,
+            name,
+            source=built.source(project),
+            parent={"model": name, "version": 1},
+        )
+        services.aliases.set(admin, name, "production", 1)
+        make_key(services, Role.VIEWER, project)
+        register(services, admin, "common", source=built.source(project))
+        register(services, admin, "common", source=built.source(project))
+        services.deployments.create(
+            admin,
+            DeploymentSpec.model_validate(
+                {"name": f"dep-{project}", "routes": [{"target": "common@1", "weight": 100}]}
+            ),
+        )
+    yield built
+    services.close()
+
+
+@pytest.fixture
+async def client(env: Env) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=env.app), base_url="http://modelcycle.test"
+    ) as api:
+        yield api
+
+
+def own_project(role: str) -> str:
+    return ROOT_PROJECT if role == "root" else TEAM_A
+
+
+CASES = [
+    pytest.param(endpoint, role, scope, id=f"{endpoint.id} as {role} on {scope} project")
+    for endpoint in ENDPOINTS
+    for role in ROLES
+    for scope in (OWN, OTHER)
+] + [
+    pytest.param(endpoint, "anonymous", OWN, id=f"{endpoint.id} as anonymous")
+    for endpoint in ENDPOINTS
+]
+
+
+@pytest.mark.parametrize(("endpoint", "role", "scope"), CASES)
+async def test_authorization(
+    env: Env, client: httpx.AsyncClient, endpoint: Endpoint, role: str, scope: str
+) -> None:
+    target = TEAM_B if scope == OTHER else own_project(role)
+    call = endpoint.build(env, target)
+    headers = {} if role == "anonymous" else {"Authorization": f"Bearer {env.keys[role].key}"}
+    audit_before = env.audit_count()
+
+    response = await client.request(
+        endpoint.method, call.path, json=call.json, params=call.params, headers=headers
+    )
+
+    want = expected_status(endpoint, role, scope)
+    assert response.status_code == want, response.text
+    if want >= 400:
+        error = response.json()["error"]
+        assert (
+            error["type"]
+            == {
+                401: "authentication_error",
+                403: "permission_error",
+                404: "not_found_error",
+            }[want]
+        )
+        assert env.audit_count() == audit_before, "a refused request changed something"
+    else:
+        if call.check is not None:
+            call.check(env, response)
+        if endpoint.mutates:
+            assert env.audit_count() > audit_before, "an allowed change was not audited"
+        else:
+            assert env.audit_count() == audit_before
+    if role != "root":
+        assert MARKER not in response.text, "another project's data leaked"
+
+
+def management_routes(app: FastAPI) -> set[tuple[str, str]]:
+    """Every (method, path) under /api/v1, from the router and from the OpenAPI document."""
+    # FastAPI >= 0.13x nests included routers; iter_route_contexts flattens them.
+    flatten = getattr(fastapi.routing, "iter_route_contexts", None)
+    routes = flatten(app.routes) if flatten is not None else app.routes
+    found = {
+        (method, str(route.path))
+        for route in routes
+        if str(getattr(route, "path", "")).startswith("/api/v1")
+        for method in (getattr(route, "methods", None) or ())
+        if method not in {"HEAD", "OPTIONS"}
+    }
+    documented = {
+        (method.upper(), path)
+        for path, operations in app.openapi()["paths"].items()
+        if path.startswith("/api/v1")
+        for method in operations
+    }
+    return found | documented
+
+
+def test_every_management_route_is_in_the_matrix(env: Env) -> None:
+    routes = management_routes(env.app)
+    assert len(routes) >= len(ENDPOINTS) - 1, "route discovery found too little"
+    covered = {(endpoint.method, endpoint.path) for endpoint in ENDPOINTS}
+    assert not routes - covered, f"add these endpoints to ENDPOINTS: {sorted(routes - covered)}"
+    assert not covered - routes, f"these endpoints no longer exist: {sorted(covered - routes)}"
+    assert len(covered) == len(ENDPOINTS), "an endpoint is listed twice"
+
+
+@pytest.mark.parametrize(
+    ("path", "absent"),
+    [
+        ("/api/v1/models/{b}", "/api/v1/models/never-existed"),
+        ("/api/v1/models/{b}/versions/1", "/api/v1/models/never-existed/versions/1"),
+        (
+            "/api/v1/models/{b}/aliases/production",
+            "/api/v1/models/never-existed/aliases/production",
+        ),
+        (
+            "/api/v1/models/{b}/versions/2/lineage",
+            "/api/v1/models/never-existed/versions/2/lineage",
+        ),
+    ],
+)
+async def test_another_projects_resource_looks_exactly_like_a_missing_one(
+    env: Env, client: httpx.AsyncClient, path: str, absent: str
+) -> None:
+    headers = {"Authorization": f"Bearer {env.keys['admin'].key}"}
+    b_name = env.shared(TEAM_B)
+    theirs = await client.get(path.format(b=b_name), headers=headers)
+    missing = await client.get(absent, headers=headers)
+    assert theirs.status_code == missing.status_code == 404
+    assert theirs.json()["error"]["message"].replace(b_name, "NAME") == missing.json()["error"][
+        "message"
+    ].replace("never-existed", "NAME")
+    key_id = make_key(env.services, Role.VIEWER, TEAM_B).principal.key_id
+    their_key = await client.get(f"/api/v1/keys/{key_id}", headers=headers)
+    no_key = await client.get(f"/api/v1/keys/{key_id + 100_000}", headers=headers)
+    assert their_key.json()["error"]["message"].replace(str(key_id), "N") == no_key.json()["error"][
+        "message"
+    ].replace(str(key_id + 100_000), "N")

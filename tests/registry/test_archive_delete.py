@@ -126,11 +126,6 @@ async def test_delete_works_when_nothing_points_at_it_and_is_audited(
     assert (await modelcycle_api.get("/api/v1/audit/verify")).json()["ok"] is True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: the next number is max(version)+1, so deleting the latest version "
-    "frees its number; needs a per-model counter column (migration)",
-)
 async def test_a_deleted_version_number_is_never_reused(
     modelcycle_api: httpx.AsyncClient,
 ) -> None:

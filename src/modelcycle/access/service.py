@@ -204,7 +204,10 @@ class AccessService:
                 raise Conflict(f"project '{body.name}' exists; choose another name")
             row = ProjectRow(name=body.name, description=body.description)
             session.add(row)
-            session.flush()
+            try:
+                session.flush()
+            except IntegrityError as exc:  # created concurrently (PostgreSQL)
+                raise Conflict(f"project '{body.name}' exists; choose another name") from exc
             audit.append(
                 session,
                 AuditRecord(

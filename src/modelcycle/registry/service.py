@@ -205,14 +205,9 @@ class Registry:
                     # Another registration created the model first: use (and lock) it.
                     model = queries.find_model(session, principal.project_id, model_name, lock=True)
             parent_id = self._parent_id(session, principal, model, body)
-            number = (
-                session.execute(
-                    select(func.max(ModelVersionRow.version)).where(
-                        ModelVersionRow.model_id == model.id
-                    )
-                ).scalar_one()
-                or 0
-            ) + 1
+            # The model row is locked, so the counter hands out each number once.
+            model.last_version += 1
+            number = model.last_version
             row = ModelVersionRow(
                 model_id=model.id,
                 version=number,

@@ -22,6 +22,8 @@ class ModelRow(Base):
     name: Mapped[str] = mapped_column(String(64))
     description: Mapped[str] = mapped_column(String(2000), default="")
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONColumn, default=dict)
+    last_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    """Highest version number ever given; deleted numbers are never handed out again."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

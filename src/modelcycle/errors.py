@@ -8,11 +8,13 @@ prints the message on one line and exits non-zero.
 
     ModelcycleError
     ├── InvalidInput          400  bad names, wrong types, unusable values
+    │   └── UpstreamRejected  4xx  an upstream refused the request itself (its status passed on)
     ├── AuthenticationError   401  missing, unknown, expired or revoked key
     ├── PermissionDenied      403  the key's role may not do this
     ├── NotFound              404  unknown model, version, alias, key...
     ├── Conflict              409  duplicates, or a delete refused while in use
     ├── PayloadTooLarge       413  request body over the configured limit
+    ├── RateLimited           429  a rate or concurrency limit; ``headers`` say when to retry
     ├── MissingExtra          500  an optional dependency is not installed
     ├── StoreError            503  the database is unreachable or not migrated
     ├── UpstreamError         502  a backend (model engine, upstream API) failed
@@ -22,6 +24,8 @@ prints the message on one line and exits non-zero.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class ModelcycleError(Exception):
     """Base class of every error raised by modelcycle."""
@@ -29,11 +33,20 @@ class ModelcycleError(Exception):
     status_code: int = 500
     error_type: str = "server_error"
 
-    def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.param = param
         self.code = code
+        self.headers: dict[str, str] = dict(headers or {})
+        """HTTP headers the error answer carries (``Retry-After`` on a 429, say)."""
 
 
 class InvalidInput(ModelcycleError):
@@ -41,6 +54,25 @@ class InvalidInput(ModelcycleError):
 
     status_code = 400
     error_type = "invalid_request_error"
+
+
+class UpstreamRejected(InvalidInput):
+    """An upstream API refused the request itself (a 400 or 422, say): its status is passed on.
+
+    Like any ``InvalidInput`` it is neither retried nor sent to a fallback: another
+    target would refuse the same request.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int = 400,
+        param: str | None = None,
+        code: str | None = None,
+    ):
+        super().__init__(message, param=param, code=code)
+        self.status_code = status_code
 
 
 class AuthenticationError(ModelcycleError):
@@ -76,6 +108,13 @@ class PayloadTooLarge(ModelcycleError):
 
     status_code = 413
     error_type = "invalid_request_error"
+
+
+class RateLimited(ModelcycleError):
+    """A rate or concurrency limit was reached; ``headers`` carry ``Retry-After``."""
+
+    status_code = 429
+    error_type = "rate_limit_error"
 
 
 class MissingExtra(ModelcycleError):
@@ -129,8 +168,10 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "PermissionDenied",
+    "RateLimited",
     "ServerError",
     "StoreError",
     "UpstreamError",
+    "UpstreamRejected",
     "UpstreamTimeout",
 ]

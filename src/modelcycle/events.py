@@ -107,7 +107,7 @@ class RequestFinished:
     deployment: str
     key_id: int
     endpoint: str
-    """``chat.completions`` or ``completions``."""
+    """``chat.completions``, ``completions`` or ``embeddings``."""
     model: str | None
     """The registry model that served the request (``None`` when none did)."""
     version: int | None
@@ -126,6 +126,8 @@ class RequestFinished:
     """Backend calls made, retries and fallbacks included."""
     finish_reason: str | None
     at: datetime
+    cache_hit: bool = False
+    """Answered from the deployment's response cache (no backend was called)."""
 
 
 Event = (

@@ -68,6 +68,19 @@ def modelcycle_request_finished(event: events.RequestFinished) -> None:
 
 
 @hookspec
+def modelcycle_check_version(  # type: ignore[empty-body]
+    backend: str, source: str, params: Mapping[str, Any]
+) -> list[str]:
+    """Say what is wrong with a version about to be registered: one message per problem.
+
+    Called by the registry before anything is stored; any message refuses the
+    registration with a 400 that lists them. Built-in checks refuse credentials
+    written into params in plain text (for every kind) and malformed ``openai``
+    versions. Return an empty list for kinds you do not know.
+    """
+
+
+@hookspec
 def modelcycle_register_backends() -> Mapping[str, Callable[..., Any]]:  # type: ignore[empty-body]
     """Offer backend kinds: a mapping of kind -> factory.
 

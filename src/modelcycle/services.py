@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from modelcycle.access import AccessService, AuditLog, Principal
+from modelcycle.access.secrets import SecretCipher, Secrets
 from modelcycle.backends import BackendPool, BuiltinBackends
 from modelcycle.deploy import DeploymentReferences, Deployments, DeploymentSpec, Route
 from modelcycle.errors import MissingExtra
 from modelcycle.gateway import Gateway, Resolver
+from modelcycle.gateway.limits import Limits
 from modelcycle.plugins import EventBus, build_plugin_manager
 from modelcycle.registry import Aliases, Registry, VersionCreate
 from modelcycle.settings import Settings
@@ -59,6 +61,7 @@ class Services:
     deployments: Deployments
     gateway: Gateway
     builtin_backends: BuiltinBackends
+    secrets: Secrets
 
     def close(self) -> None:
         """Release pooled connections and loaded models."""
@@ -78,25 +81,29 @@ class BootstrapResult:
 def build_services(settings: Settings, *, plugins: Iterable[object] = ()) -> Services:
     """Wire the store, plugin manager and services; touches nothing on disk but the DB file."""
     store = Store(settings.resolved_database_url, busy_timeout_s=settings.sqlite_busy_timeout_s)
-    builtin_backends = BuiltinBackends()
+    secrets = Secrets(store, SecretCipher.from_settings(settings))
+    builtin_backends = BuiltinBackends(home=settings.home, secrets=secrets)
     # Built-ins first: plugins registered later override them (e.g. a backend kind).
     builtins = [DeploymentReferences(store), builtin_backends, *plugins]
     bus = EventBus(build_plugin_manager(builtins))
     deployments = Deployments(store, bus)
     resolver = Resolver(deployments, store)
     bus.manager.register(resolver, name="modelcycle.gateway.resolver")
-    gateway = Gateway(deployments, resolver, BackendPool(bus.manager), bus)
+    gateway = Gateway(
+        deployments, resolver, BackendPool(bus.manager), bus, limits=Limits.from_settings(settings)
+    )
     return Services(
         settings=settings,
         store=store,
         bus=bus,
-        access=AccessService(store),
+        access=AccessService(store, principal_ttl_s=settings.auth_cache_ttl_s),
         registry=Registry(store, bus),
         aliases=Aliases(store, bus),
         audit=AuditLog(store),
         deployments=deployments,
         gateway=gateway,
         builtin_backends=builtin_backends,
+        secrets=secrets,
     )
 
 

@@ -8,10 +8,10 @@ first: explicit arguments, environment, YAML file, defaults.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -20,6 +20,21 @@ from pydantic_settings import (
 )
 
 from modelcycle.errors import InvalidInput
+
+
+class ProjectLimits(BaseModel):
+    """Rate limits of one project (per minute; ``None``: no limit of that kind)."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
+
+    rpm: int | None = Field(default=None, ge=1)
+    """Requests per minute of the whole project, every deployment and key together."""
+    tpm: int | None = Field(default=None, ge=1)
+    """Tokens per minute of the whole project."""
+    key_rpm: int | None = Field(default=None, ge=1)
+    """Requests per minute of each API key, all its deployments together."""
+    key_tpm: int | None = Field(default=None, ge=1)
+    """Tokens per minute of each API key, all its deployments together."""
 
 
 class Settings(BaseSettings):
@@ -42,8 +57,45 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     """Redis URL for limits and cache shared between processes; in-process when unset."""
 
+    redis_key_prefix: str = Field(default="modelcycle:", max_length=100)
+    """Prefix of every Redis key modelcycle writes (several installations can share a Redis)."""
+
+    limits_on_redis_error: Literal["local", "open", "closed"] = "local"
+    """What rate limits do while Redis is unreachable: ``local`` enforces them in each
+    process alone, ``open`` lets every request through, ``closed`` answers 503."""
+
+    project_rpm: int | None = Field(default=None, ge=1)
+    """Default requests per minute of each project, every deployment and key together."""
+
+    project_tpm: int | None = Field(default=None, ge=1)
+    """Default tokens per minute of each project."""
+
+    key_rpm: int | None = Field(default=None, ge=1)
+    """Default requests per minute of each API key, all deployments together."""
+
+    key_tpm: int | None = Field(default=None, ge=1)
+    """Default tokens per minute of each API key, all deployments together."""
+
+    project_limits: dict[str, ProjectLimits] = Field(default_factory=dict)
+    """Limits of named projects, replacing the four defaults above for that project,
+    e.g. ``{"acme": {"rpm": 600, "key_rpm": 60}}`` (JSON in the environment)."""
+
+    cache_max_entries: int = Field(default=10_000, ge=1)
+    """Most answers the in-process response cache keeps (least recently used go first)."""
+
+    cache_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    """Most bytes of answers the in-process response cache keeps."""
+
     admin_key: SecretStr | None = None
     """Bootstrap admin API key; generated and printed once on first start when unset."""
+
+    # Length is checked where the key is used: a validation error would echo the value.
+    secret_key: SecretStr | None = None
+    """Key that encrypts stored secrets (upstream credentials): a Fernet key
+    (``modelcycle secrets generate-key``) or any random string of 32+ characters;
+    several, comma-separated, to rotate (the first encrypts, all decrypt). When unset,
+    a key file is generated once under ``home`` (mode 0600). Set it when several
+    servers share one database."""
 
     host: str = "127.0.0.1"
     """Interface the server listens on."""
@@ -62,6 +114,22 @@ class Settings(BaseSettings):
 
     log_level: str = "info"
     """Log level of the server: debug, info, warning or error."""
+
+    auth_cache_ttl_s: float = Field(default=5.0, ge=0, le=300)
+    """Seconds an API key authenticated on ``/v1`` is served from memory (0: never).
+
+    Bounds how long a key revoked through *another* server process keeps
+    working here; a revocation made through this process applies at once."""
+
+    gc_freeze: bool = True
+    """Freeze what is alive once the server has started (``gc.freeze``) so that the
+    garbage collector's full passes stop rescanning it; measured to save tens of
+    microseconds per request (docs/performance.md)."""
+
+    gc_gen0_threshold: int | None = Field(default=10_000, ge=100)
+    """Allocations between young-generation collections in the server (Python's
+    default is 700; ``None`` keeps it): request objects are freed by reference
+    counting, so frequent collections cost CPU and find nothing."""
 
     @field_validator("log_level")
     @classmethod

@@ -184,6 +184,15 @@ def _deployment_to_create(env: Env, project: str) -> str:
 
 MODEL = "/api/v1/models/{name}"
 VERSION = "/api/v1/models/{name}/versions/{version}"
+SECRET = "/api/v1/secrets/{name}"
+
+
+def _secret(env: Env, project: str) -> str:
+    # Names are per project: this one exists only in ``project``.
+    name = env.fresh("upstream-key")
+    env.services.secrets.put(env.admins[project], name, "sk-matrix-0123456789abcdef")
+    return name
+
 
 ENDPOINTS: list[Endpoint] = [
     Endpoint("GET", "/api/v1/whoami", Role.APP, 200, UNSCOPED, lambda e, p: Call("/api/v1/whoami")),
@@ -437,6 +446,38 @@ ENDPOINTS: list[Endpoint] = [
         200,
         HIDDEN,
         lambda e, p: Call(f"/api/v1/deployments/dep-{p}/revisions"),
+    ),
+    Endpoint(
+        "PUT",
+        SECRET,
+        Role.ADMIN,
+        200,
+        UNSCOPED,
+        lambda e, p: Call(f"/api/v1/secrets/{e.fresh('new-key')}", json={"value": "sk-new-1"}),
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/secrets",
+        Role.MAINTAINER,
+        200,
+        UNSCOPED,
+        lambda e, p: Call("/api/v1/secrets"),
+    ),
+    Endpoint(
+        "GET",
+        SECRET,
+        Role.MAINTAINER,
+        200,
+        HIDDEN,
+        lambda e, p: Call(f"/api/v1/secrets/{_secret(e, p)}"),
+    ),
+    Endpoint(
+        "DELETE",
+        SECRET,
+        Role.ADMIN,
+        204,
+        HIDDEN,
+        lambda e, p: Call(f"/api/v1/secrets/{_secret(e, p)}"),
     ),
 ]
 

@@ -41,6 +41,22 @@ async def test_the_routes_create_change_promote_roll_back_and_delete(
         "timeout_s": 60.0,
         "retries": 0,
         "sticky": False,
+        "limits": {
+            "rpm": None,
+            "tpm": None,
+            "key_rpm": None,
+            "key_tpm": None,
+            "max_concurrency": None,
+            "queue_timeout_s": 10.0,
+        },
+        "cache": {"ttl_s": 0.0},
+        "breaker": {
+            "failures": 5,
+            "error_rate": None,
+            "window_s": 60.0,
+            "min_requests": 10,
+            "cooldown_s": 10.0,
+        },
     }
     canary = {"routes": [{"target": "bot@1", "weight": 75}, {"target": "bot@2", "weight": 25}]}
     updated = await modelcycle_api.put(

@@ -30,7 +30,7 @@ def chat(env: Env) -> str:
         ({"model": "chat", "messages": USER, "top_p": 1.5}, "top_p"),
         ({"model": "chat", "messages": USER, "max_tokens": 0}, "max_tokens"),
         ({"model": "chat", "messages": USER, "max_completion_tokens": -1}, "max_completion_tokens"),
-        ({"model": "chat", "messages": USER, "n": 2}, "n"),
+        ({"model": "chat", "messages": USER, "n": 0}, "n"),
         ({"model": "chat", "messages": USER, "seed": 2**64}, "seed"),
         ({"model": "chat", "messages": [{"role": "user", "content": 42}]}, "messages.0.content"),
         ({"model": "chat", "messages": USER, "stop": ["a", "b", "c", "d", "e"]}, "stop"),
@@ -63,8 +63,8 @@ async def test_invalid_chat_requests_are_400(
 @pytest.mark.parametrize(
     ("body", "param"),
     [
-        ({"model": "chat", "prompt": ["a", "b"]}, "prompt"),
-        ({"model": "chat", "prompt": "a", "logprobs": 2}, "logprobs"),
+        ({"model": "chat", "prompt": []}, "prompt"),
+        ({"model": "chat", "prompt": "a", "logprobs": 99}, "logprobs"),
         ({"model": "chat", "prompt": "a", "best_of": 3}, "best_of"),
         ({"model": "chat", "prompt": 42}, "prompt"),
     ],

@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from modelcycle.access import keys
+from modelcycle.access.principals import PrincipalCache
 from modelcycle.access.schemas import (
     ApiKey,
     CreatedApiKey,
@@ -72,8 +73,9 @@ def _key_audit(row: ApiKeyRow) -> dict[str, object]:
 class AccessService:
     """Tenants and keys; every mutation is audited in the same transaction."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, *, principal_ttl_s: float = 5.0):
         self._store = store
+        self.principals = PrincipalCache(principal_ttl_s)
 
     # -- bootstrap -----------------------------------------------------------------
 
@@ -165,8 +167,31 @@ class AccessService:
 
     # -- authentication ------------------------------------------------------------
 
+    def cached_principal(self, raw_key: str) -> Principal | None:
+        """The caller behind ``raw_key`` if it authenticated within the last few seconds.
+
+        Never reads the database (the inference path calls it on the event loop);
+        ``None`` means "call ``authenticate``". See ``modelcycle.access.principals``
+        for how stale an entry may be.
+        """
+        return self.principals.get(keys.hash_key(raw_key))
+
     def authenticate(self, raw_key: str) -> Principal:
-        """The caller behind ``raw_key``; ``AuthenticationError`` when it is not valid."""
+        """The caller behind ``raw_key``; ``AuthenticationError`` when it is not valid.
+
+        Always reads the database, and refreshes the cache ``cached_principal`` reads.
+        """
+        digest = keys.hash_key(raw_key)
+        generation = self.principals.generation
+        try:
+            principal, expires_at = self._authenticate(raw_key)
+        except AuthenticationError:
+            self.principals.forget(digest)
+            raise
+        self.principals.put(digest, principal, expires_at, generation)
+        return principal
+
+    def _authenticate(self, raw_key: str) -> tuple[Principal, datetime | None]:
         prefix = keys.parse_prefix(raw_key)
         if prefix is None:
             raise AuthenticationError("invalid API key; pass 'Authorization: Bearer mc_...'")
@@ -184,7 +209,7 @@ class AccessService:
         if row.expires_at is not None and row.expires_at <= utcnow():
             raise AuthenticationError("this API key has expired; ask an admin for a new one")
         role = Role(row.role)
-        return Principal(
+        principal = Principal(
             key_id=row.id,
             key_name=row.name,
             prefix=row.prefix,
@@ -193,6 +218,7 @@ class AccessService:
             role=role,
             is_root=project.name == ROOT_PROJECT and role is Role.ADMIN,
         )
+        return principal, row.expires_at
 
     # -- projects ------------------------------------------------------------------
 
@@ -317,7 +343,10 @@ class AccessService:
                     after=_key_audit(row),
                 ),
             )
-            return _key_out(row, project.name)
+            revoked = _key_out(row, project.name)
+        # After the commit: a request that read the key before it is not cached either.
+        self.principals.forget_key(key_id)
+        return revoked
 
     # -- helpers -------------------------------------------------------------------
 

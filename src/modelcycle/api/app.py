@@ -9,7 +9,16 @@ from fastapi import FastAPI
 
 from modelcycle.api.errors import ERROR_RESPONSES, install_error_handlers
 from modelcycle.api.limits import BodySizeLimit
-from modelcycle.api.routes import access, audit, deploy, health, openai, registry
+from modelcycle.api.routes import (
+    access,
+    audit,
+    deploy,
+    health,
+    openai,
+    registry,
+    secrets,
+    tokenizer,
+)
 from modelcycle.services import Services
 from modelcycle.version import __version__
 
@@ -31,9 +40,11 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.services = services
     install_error_handlers(app)
-    app.include_router(health.router)
-    for router in (access.router, registry.router, audit.router, deploy.router):
-        app.include_router(router, responses=ERROR_RESPONSES)
+    # Routes are matched in order: the OpenAI routes carry nearly all the traffic.
     app.include_router(openai.router, responses=openai.RESPONSES)
+    app.include_router(tokenizer.router)  # vLLM's /tokenize, /detokenize, /tokenizer_info
+    app.include_router(health.router)
+    for router in (access.router, registry.router, audit.router, deploy.router, secrets.router):
+        app.include_router(router, responses=ERROR_RESPONSES)
     app.add_middleware(BodySizeLimit, max_bytes=services.settings.max_body_bytes)
     return app

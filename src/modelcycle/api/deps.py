@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from modelcycle.access import Principal
 from modelcycle.errors import AuthenticationError
@@ -14,8 +15,8 @@ from modelcycle.services import Services
 _bearer = HTTPBearer(auto_error=False, description="An API key: mc_<prefix>_<secret>.")
 
 
-def get_services(request: Request) -> Services:
-    """The services built by the app factory."""
+async def get_services(request: Request) -> Services:
+    """The services built by the app factory (async: FastAPI runs it on the loop, no thread)."""
     services: Services = request.app.state.services
     return services
 
@@ -30,8 +31,34 @@ def get_principal(
     return services.access.authenticate(credentials.credentials)
 
 
+async def inference_principal(request: Request) -> Principal:
+    """The caller of an OpenAI-compatible request; 401 as for ``get_principal``.
+
+    The hot path: a key seen within ``auth_cache_ttl_s`` is answered from memory
+    on the event loop; only a miss reads the database, on a worker thread. It
+    takes the request alone so that ``InferenceRoute`` can call it directly.
+    """
+    credentials = await _bearer(request)
+    if credentials is None or not credentials.credentials:
+        raise AuthenticationError("missing API key; pass 'Authorization: Bearer mc_...'")
+    services: Services = request.app.state.services
+    cached = services.access.cached_principal(credentials.credentials)
+    if cached is not None:
+        return cached
+    return await run_in_threadpool(services.access.authenticate, credentials.credentials)
+
+
+async def get_inference_principal(
+    request: Request,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """``inference_principal`` as a dependency (``_bearer`` documents the scheme in OpenAPI)."""
+    return await inference_principal(request)
+
+
 ServicesDep = Annotated[Services, Depends(get_services)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+InferencePrincipalDep = Annotated[Principal, Depends(get_inference_principal)]
 CursorQuery = Annotated[
     str | None, Query(description="next_cursor of the previous page.", max_length=200)
 ]

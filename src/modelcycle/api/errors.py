@@ -58,6 +58,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         404: "Not found in the caller's project.",
         409: "Conflicts with the current state.",
         413: "Request body too large.",
+        429: "A rate or concurrency limit was reached; retry after `Retry-After` seconds.",
         503: "Database unavailable.",
     }.items()
 }
@@ -102,7 +103,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _modelcycle_error(_request: Request, exc: ModelcycleError) -> JSONResponse:
         if exc.status_code >= 500:
             log.error("request failed: %s", exc.message)
-        return error_response(exc.status_code, exc.message, exc.error_type, exc.param, exc.code)
+        return error_response(
+            exc.status_code, exc.message, exc.error_type, exc.param, exc.code, exc.headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -13,6 +13,7 @@ context window) raises ``InvalidInput``.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -34,6 +35,51 @@ class GenerationParams:
     top_p: float | None = None
     stop: tuple[str, ...] | None = None
     seed: int | None = None
+    passthrough: Mapping[str, Any] | None = None
+    """Fields of the client's request that a remote OpenAI-compatible upstream receives
+    as sent (``tools``, ``tool_choice``, ``response_format``, raw ``messages`` with tool
+    calls...); local engines ignore them. ``None`` when the request has none."""
+    logprobs: int | None = None
+    """Return each generated token's log-probability and this many likeliest
+    alternatives (0 for none); ``None``: no log-probabilities. Backends that are not
+    ``Capable`` of ``"logprobs"`` never receive it."""
+    echo: bool = False
+    """Completions only: score the prompt too (``Completion.prompt_logprobs``)."""
+    response_format: ResponseFormat | None = None
+    """Constrain the answer to JSON (OpenAI's JSON mode or a JSON schema)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseFormat:
+    """OpenAI's ``response_format`` other than ``text``: JSON mode or a JSON schema."""
+
+    type: str
+    """``json_object`` (any JSON object) or ``json_schema``."""
+    schema: str | None = None
+    """With ``json_schema``: the schema as canonical JSON text (hashable, cacheable)."""
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TopLogprob:
+    """One of the likeliest tokens at a position."""
+
+    token: str
+    logprob: float
+    bytes: tuple[int, ...]
+    """The token's UTF-8 bytes (a token may hold part of a character)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """A token of the prompt or the answer, with its log-probability under the model."""
+
+    token: str
+    logprob: float | None
+    """``None`` for the first token of a prompt (nothing precedes it)."""
+    bytes: tuple[int, ...]
+    top: tuple[TopLogprob, ...] | None = None
+    """The likeliest tokens at this position, most likely first (``None`` with ``logprob``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +102,12 @@ class Completion:
     text: str
     finish_reason: str
     usage: Usage
+    tool_calls: tuple[Mapping[str, Any], ...] | None = None
+    """Tool calls the model asked for, in OpenAI's shape (``id``, ``type``, ``function``)."""
+    logprobs: tuple[TokenLogprob, ...] | None = None
+    """The answer's tokens with their log-probabilities (when ``params.logprobs`` is set)."""
+    prompt_logprobs: tuple[TokenLogprob, ...] | None = None
+    """With ``params.echo`` and ``params.logprobs``: the prompt's tokens, scored."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +117,13 @@ class Chunk:
     text: str
     finish_reason: str | None = None
     usage: Usage | None = None
+    tool_calls: tuple[Mapping[str, Any], ...] | None = None
+    """Pieces of tool calls, in OpenAI's streamed shape (``index``, then ``id``,
+    ``function.name`` and pieces of ``function.arguments``)."""
+    logprobs: tuple[TokenLogprob, ...] | None = None
+    """The tokens of this piece with their log-probabilities (when requested)."""
+    index: int = 0
+    """The choice this piece belongs to (several with ``n`` > 1 or several prompts)."""
 
 
 @runtime_checkable
@@ -117,6 +176,10 @@ def merge_params(defaults: Mapping[str, Any], request: GenerationParams) -> Gene
         top_p=request.top_p if request.top_p is not None else _float(defaults.get("top_p")),
         stop=stop,
         seed=request.seed if request.seed is not None else _int(defaults.get("seed")),
+        passthrough=request.passthrough,
+        logprobs=request.logprobs,
+        echo=request.echo,
+        response_format=request.response_format,
     )
 
 
@@ -135,3 +198,21 @@ def _int(value: Any) -> int | None:
 
 def _float(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+@dataclass(frozen=True, slots=True)
+class CallScope:
+    """Who a backend call is made for: the project of the calling API key.
+
+    The gateway sets ``call_scope`` around each backend call. Backend instances
+    are shared by every project whose versions have the same kind, source and
+    params, so per-project state (an ``openai`` version's ``api_key_secret``) is
+    looked up in this scope, never cached on the instance.
+    """
+
+    project_id: int
+    project: str
+
+
+call_scope: ContextVar[CallScope | None] = ContextVar("modelcycle_call_scope", default=None)
+"""The ``CallScope`` of the backend call running in this task (``None`` outside one)."""

@@ -6,16 +6,19 @@ thread: calls queue on it in arrival order and never run on the event loop.
 Streams bridge the worker's generator to the loop through an ``asyncio.Queue``;
 a consumer that stops reading (a client gone, a timeout) sets a flag that the
 engine checks after every token, so the worker moves on to the next request.
+
+Log-probabilities, echo and token-id prompts use the same engine (see
+``llamacpp_logprobs`` for why no ``logits_all`` copy is loaded); embeddings use
+a second engine of the same file built with ``embedding=True``, loaded on the
+first embeddings request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from modelcycle.backends.base import (
@@ -26,81 +29,25 @@ from modelcycle.backends.base import (
     Usage,
     merge_params,
 )
+from modelcycle.backends.capabilities import (
+    ECHO,
+    LOGPROBS,
+    RESPONSE_FORMAT,
+    Embeddings,
+    TokenizerInfo,
+)
+from modelcycle.backends.grammar import Grammars
+from modelcycle.backends.llamacpp_engine import Engine, Engines
 from modelcycle.backends.prompting import render_chat, uses_template
-from modelcycle.errors import InvalidInput, MissingExtra, ModelcycleError, UpstreamError
+from modelcycle.errors import InvalidInput, ModelcycleError, UpstreamError
+
+__all__ = ["Engine", "Engines", "LlamaCppBackend", "make_factory"]
 
 T = TypeVar("T")
 
 DEFAULT_CONTEXT = 2048
 DEFAULT_TEMPERATURE = 1.0
 DEFAULT_TOP_P = 1.0
-
-
-class Engine:
-    """One loaded GGUF file and the single thread allowed to touch it."""
-
-    def __init__(self, source: str, n_ctx: int, n_threads: int | None):
-        self.source, self.n_ctx, self.n_threads = source, n_ctx, n_threads
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="llamacpp")
-        self._llm: Any = None
-
-    def llm(self) -> Any:
-        """The ``Llama`` object, loaded on first use; call it on the engine's thread only."""
-        if self._llm is None:
-            try:
-                from llama_cpp import Llama
-            except ImportError as exc:
-                raise MissingExtra("llama-cpp-python", "local") from exc
-            if not Path(self.source).is_file():
-                raise UpstreamError(f"cannot load GGUF model {self.source}: no such file")
-            try:
-                self._llm = Llama(
-                    model_path=self.source,
-                    n_ctx=self.n_ctx,
-                    n_threads=self.n_threads,
-                    verbose=False,
-                )
-            except (ValueError, OSError, RuntimeError) as exc:
-                raise UpstreamError(f"cannot load GGUF model {self.source}: {exc}") from exc
-        return self._llm
-
-    async def run(self, work: Callable[[], T]) -> T:
-        """Run ``work`` on the engine's thread, after the calls queued before it."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, work)
-
-    def close(self) -> None:
-        """Free the model once the queued calls are done, then stop the thread."""
-        self._executor.submit(self._free)
-        self._executor.shutdown(wait=False)
-
-    def _free(self) -> None:
-        llm, self._llm = self._llm, None
-        if llm is not None:
-            llm.close()
-
-
-class Engines:
-    """Loaded models of one process, keyed by (file, context size, threads)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._engines: dict[tuple[str, int, int | None], Engine] = {}
-
-    def get(self, source: str, n_ctx: int, n_threads: int | None) -> Engine:
-        """The engine for this file and settings, created once."""
-        key = (source, n_ctx, n_threads)
-        with self._lock:
-            engine = self._engines.get(key)
-            if engine is None:
-                engine = self._engines[key] = Engine(source, n_ctx, n_threads)
-            return engine
-
-    def close(self) -> None:
-        """Close every engine."""
-        with self._lock:
-            engines, self._engines = list(self._engines.values()), {}
-        for engine in engines:
-            engine.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +57,15 @@ class _Job:
     params: GenerationParams
     strip_leading: bool = False
     """Drop the whitespace a template's ``Answer:`` leaves before the answer."""
+    tokens: tuple[int, ...] | None = None
+    """The prompt as token ids (evaluated as given)."""
+    chat: tuple[Message, ...] | None = None
+    """The conversation, for requests rendered by the model's chat template."""
+
+    @property
+    def by_tokens(self) -> bool:
+        """Generated by ``llamacpp_logprobs`` (token ids or log-probabilities needed)."""
+        return self.tokens is not None or self.params.logprobs is not None
 
 
 class LlamaCppBackend:
@@ -117,15 +73,19 @@ class LlamaCppBackend:
 
     Version params used: ``context_length`` (``n_ctx``, default 2048),
     ``n_threads``, ``prompt_format``/``prompt_template``/``stop`` (see
-    ``modelcycle.backends.prompting``) and the sampling defaults ``max_tokens``,
+    ``modelcycle.backends.prompting``), ``pooling`` (embeddings: ``mean``,
+    ``cls`` or ``last``) and the sampling defaults ``max_tokens``,
     ``temperature``, ``top_p``, ``seed``.
     """
 
     def __init__(self, engines: Engines, source: str, params: Mapping[str, Any]):
         self._params = dict(params)
-        n_ctx = int(self._params.get("context_length") or DEFAULT_CONTEXT)
+        self._engines, self._source = engines, source
+        self._n_ctx = int(self._params.get("context_length") or DEFAULT_CONTEXT)
         threads = self._params.get("n_threads")
-        self._engine = engines.get(source, n_ctx, int(threads) if threads else None)
+        self._threads = int(threads) if threads else None
+        self._engine = engines.get(source, self._n_ctx, self._threads)
+        self._grammars = Grammars()
 
     # -- Backend ---------------------------------------------------------------------
 
@@ -150,26 +110,122 @@ class LlamaCppBackend:
     async def close(self) -> None:
         """Engines are shared between versions; ``Engines.close`` frees them."""
 
+    # -- Capable, Tokenizing, Embedder -----------------------------------------------
+
+    def supports(self, feature: str) -> bool:
+        """Logprobs, echo and JSON mode; not shortened embeddings."""
+        return feature in (LOGPROBS, ECHO, RESPONSE_FORMAT)
+
+    async def complete_tokens(self, tokens: Sequence[int], params: GenerationParams) -> Completion:
+        """Continue a prompt given as token ids."""
+        return await self._whole(self._token_job(tokens, params))
+
+    def stream_complete_tokens(
+        self, tokens: Sequence[int], params: GenerationParams
+    ) -> AsyncIterator[Chunk]:
+        """Stream the continuation of a prompt given as token ids."""
+        return self._stream(self._token_job(tokens, params))
+
+    async def tokenize(self, text: str, *, add_special: bool) -> list[int]:
+        """The model's token ids for ``text``."""
+        data = text.encode("utf-8")
+        return await self._on_engine(
+            lambda llm: list(llm.tokenize(data, add_bos=add_special, special=True))
+        )
+
+    async def tokenize_chat(self, messages: Sequence[Message]) -> list[int]:
+        """The token ids a chat request with ``messages`` evaluates."""
+        job = self._chat_job(messages, GenerationParams())
+
+        def work(llm: Any) -> list[int]:
+            if job.prompt is not None:
+                return list(llm.tokenize(job.prompt.encode("utf-8"), add_bos=True, special=True))
+            from modelcycle.backends.llamacpp_features import chat_prompt
+
+            return list(chat_prompt(llm, job.chat or ())["prompt"])
+
+        return await self._on_engine(work)
+
+    async def detokenize(self, tokens: Sequence[int]) -> str:
+        """The text of ``tokens`` (control tokens such as BOS are not rendered)."""
+        ids = list(tokens)
+
+        def work(llm: Any) -> str:
+            from modelcycle.backends.llamacpp_features import check_ids
+
+            check_ids(llm, ids, "tokens")
+            return str(llm.detokenize(ids).decode("utf-8", "replace"))
+
+        return await self._on_engine(work)
+
+    async def tokenizer_info(self) -> TokenizerInfo:
+        """The loaded model's tokenizer configuration."""
+
+        def work(llm: Any) -> TokenizerInfo:
+            from modelcycle.backends.llamacpp_features import tokenizer_info
+
+            return tokenizer_info(llm)
+
+        return await self._on_engine(work)
+
+    async def embed(
+        self, inputs: Sequence[str | Sequence[int]], *, dimensions: int | None
+    ) -> Embeddings:
+        """Pooled, unit-length vectors from the embedding engine of this file."""
+        if dimensions is not None:
+            raise InvalidInput("llamacpp embeddings cannot be shortened", param="dimensions")
+        pooling = self._params.get("pooling")
+        engine = self._engines.get(
+            self._source,
+            self._n_ctx,
+            self._threads,
+            embedding=True,
+            pooling=str(pooling) if pooling else None,
+        )
+        items = [item if isinstance(item, str) else list(item) for item in inputs]
+
+        def work() -> Embeddings:
+            from modelcycle.backends import llamacpp_embed
+
+            return llamacpp_embed.embed(engine.llm(), items)
+
+        return await _guarded(engine.run(work))
+
     # -- internals -------------------------------------------------------------------
 
     def _chat_job(self, messages: Sequence[Message], params: GenerationParams) -> _Job:
         if uses_template(self._params):
             prompt, rendered = render_chat(messages, self._params, params)
-            return _Job(prompt, None, merge_params(self._params, rendered), strip_leading=True)
+            merged = merge_params(self._params, rendered)
+            if params.response_format is not None:
+                # The grammar ends the answer; the frame's stops could cut the JSON.
+                merged = replace(merged, stop=params.stop)
+            return _Job(prompt, None, merged, strip_leading=True)
         chat = [{"role": m.role, "content": m.content} for m in messages]
-        return _Job(None, chat, merge_params(self._params, params))
+        return _Job(None, chat, merge_params(self._params, params), chat=tuple(messages))
+
+    def _token_job(self, tokens: Sequence[int], params: GenerationParams) -> _Job:
+        return _Job(None, None, merge_params(self._params, params), tokens=tuple(tokens))
+
+    async def _on_engine(self, work: Callable[[Any], T]) -> T:
+        return await _guarded(self._engine.run(lambda: work(self._engine.llm())))
 
     async def _whole(self, job: _Job) -> Completion:
         cancel = threading.Event()
+        grammars = self._grammars
         try:
-            return await self._engine.run(lambda: _generate(self._engine.llm(), job, cancel))
+            return await _guarded(
+                self._engine.run(lambda: _generate(self._engine.llm(), job, cancel, grammars))
+            )
         finally:
             cancel.set()
 
     async def _stream(self, job: _Job) -> AsyncIterator[Chunk]:
         queue: asyncio.Queue[Chunk | BaseException] = asyncio.Queue()
         cancel = threading.Event()
-        produce = _producer(self._engine, job, asyncio.get_running_loop(), queue, cancel)
+        produce = _producer(
+            self._engine, job, self._grammars, asyncio.get_running_loop(), queue, cancel
+        )
         task = asyncio.ensure_future(self._engine.run(produce))
         try:
             while True:
@@ -185,9 +241,17 @@ class LlamaCppBackend:
                 task.exception()  # consumed: errors were delivered through the queue
 
 
+async def _guarded(call: Awaitable[T]) -> T:
+    try:
+        return await call
+    except (ValueError, RuntimeError) as exc:
+        raise _as_error(exc) from exc
+
+
 def _producer(
     engine: Engine,
     job: _Job,
+    grammars: Grammars,
     loop: asyncio.AbstractEventLoop,
     queue: asyncio.Queue[Chunk | BaseException],
     cancel: threading.Event,
@@ -202,7 +266,7 @@ def _producer(
 
     def produce() -> None:
         try:
-            for chunk in _pieces(engine.llm(), job, cancel):
+            for chunk in _pieces(engine.llm(), job, cancel, grammars):
                 if cancel.is_set():
                     return
                 put(chunk)
@@ -212,12 +276,15 @@ def _producer(
     return produce
 
 
-def _sampling(llm: Any, job: _Job, cancel: threading.Event, counter: list[int]) -> dict[str, Any]:
+def _sampling(
+    job: _Job, cancel: threading.Event, counter: list[int], grammars: Grammars
+) -> dict[str, Any]:
     def stop_when_cancelled(_ids: Any, _logits: Any) -> bool:
         counter[0] += 1
         return cancel.is_set()
 
     params = job.params
+    fmt = params.response_format
     return {
         "max_tokens": params.max_tokens,
         "temperature": DEFAULT_TEMPERATURE if params.temperature is None else params.temperature,
@@ -226,22 +293,42 @@ def _sampling(llm: Any, job: _Job, cancel: threading.Event, counter: list[int]) 
         # llama.cpp seeds are 32-bit; OpenAI allows 64-bit ones.
         "seed": None if params.seed is None else params.seed & 0xFFFFFFFF,
         "stopping_criteria": stop_when_cancelled,
+        "grammar": grammars.get(fmt) if fmt is not None else None,
     }
 
 
-def _generate(llm: Any, job: _Job, cancel: threading.Event) -> Completion:
+def _by_tokens(
+    llm: Any, job: _Job, cancel: threading.Event, grammars: Grammars
+) -> tuple[Any, Iterator[Chunk]]:
+    from modelcycle.backends import llamacpp_features as features
+
+    fmt = job.params.response_format
+    prepared = features.prepare(
+        llm,
+        text=job.prompt,
+        tokens=job.tokens,
+        messages=job.chat if job.prompt is None and job.tokens is None else None,
+        params=job.params,
+        grammar=grammars.get(fmt) if fmt is not None else None,
+    )
+    return features.run(llm, prepared, job.params, cancel)
+
+
+def _generate(llm: Any, job: _Job, cancel: threading.Event, grammars: Grammars) -> Completion:
+    if job.by_tokens:
+        from modelcycle.backends.llamacpp_features import collect
+
+        scored, chunks = _by_tokens(llm, job, cancel, grammars)
+        return collect(scored, chunks, job.params, strip_leading=job.strip_leading)
     counter = [0]
-    try:
-        if job.prompt is not None:
-            out = llm.create_completion(job.prompt, **_sampling(llm, job, cancel, counter))
-            text = out["choices"][0]["text"]
-        else:
-            kwargs = _sampling(llm, job, cancel, counter)
-            kwargs.pop("stopping_criteria")  # not accepted by the chat API
-            out = llm.create_chat_completion(messages=job.messages, **kwargs)
-            text = out["choices"][0]["message"]["content"] or ""
-    except ValueError as exc:
-        raise _as_error(exc) from exc
+    kwargs = _sampling(job, cancel, counter, grammars)
+    if job.prompt is not None:
+        out = llm.create_completion(job.prompt, **kwargs)
+        text = out["choices"][0]["text"]
+    else:
+        kwargs.pop("stopping_criteria")  # not accepted by the chat API
+        out = llm.create_chat_completion(messages=job.messages, **kwargs)
+        text = out["choices"][0]["message"]["content"] or ""
     usage = out.get("usage") or {}
     return Completion(
         text=text.lstrip() if job.strip_leading else text,
@@ -250,9 +337,15 @@ def _generate(llm: Any, job: _Job, cancel: threading.Event) -> Completion:
     )
 
 
-def _pieces(llm: Any, job: _Job, cancel: threading.Event) -> Iterator[Chunk]:
+def _pieces(llm: Any, job: _Job, cancel: threading.Event, grammars: Grammars) -> Iterator[Chunk]:
+    if job.by_tokens:
+        if job.params.echo and job.params.logprobs is not None:
+            raise InvalidInput("echo with logprobs cannot be streamed", param="stream")
+        _, chunks = _by_tokens(llm, job, cancel, grammars)
+        yield from _strip(chunks, job.strip_leading)
+        return
     counter = [0]
-    kwargs = _sampling(llm, job, cancel, counter)
+    kwargs = _sampling(job, cancel, counter, grammars)
     if job.prompt is not None:
         prompt_tokens = len(llm.tokenize(job.prompt.encode("utf-8"), special=True))
         parts = llm.create_completion(job.prompt, stream=True, **kwargs)
@@ -266,16 +359,32 @@ def _pieces(llm: Any, job: _Job, cancel: threading.Event) -> Iterator[Chunk]:
             for p in parts
         )
     finish: str | None = None
-    leading = job.strip_leading
-    for text, reason in texts:
-        finish = reason or finish
-        if leading and text:
-            text = text.lstrip()
-            leading = not text
-        if text:
-            yield Chunk(text)
+
+    def plain() -> Iterator[Chunk]:
+        nonlocal finish
+        for text, reason in texts:
+            finish = reason or finish
+            if text:
+                yield Chunk(text)
+
+    yield from _strip(plain(), job.strip_leading)
     # The stopping criterion runs once per sampled token: a cheap, exact count.
     yield Chunk("", finish or "stop", Usage(prompt_tokens, counter[0]))
+
+
+def _strip(chunks: Iterator[Chunk], leading: bool) -> Iterator[Chunk]:
+    """Chunks with the answer's leading whitespace dropped (text and logprob tokens)."""
+    for chunk in chunks:
+        if leading and (chunk.text or chunk.logprobs):
+            from modelcycle.backends.llamacpp_features import strip_entries
+
+            text = chunk.text.lstrip()
+            logprobs = chunk.logprobs and tuple(strip_entries(list(chunk.logprobs)))
+            chunk = replace(chunk, text=text, logprobs=logprobs)
+            leading = not text
+            if not text and chunk.finish_reason is None and not chunk.logprobs:
+                continue
+        yield chunk
 
 
 def _as_error(exc: BaseException) -> ModelcycleError:

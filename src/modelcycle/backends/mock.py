@@ -11,6 +11,12 @@ Other params: ``latency_ms`` (before the first token), ``chunk_delay_ms``
 first N calls fail), ``fail_mid_stream`` (a stream breaks after N chunks) and
 ``error`` (the failure's message). Streams split the answer into words; token
 counts are word counts. ``max_tokens`` and ``stop`` are honoured.
+
+It also serves every optional feature (``modelcycle.backends.capabilities``),
+deterministically: log-probabilities and echo, JSON mode, its own word
+tokenizer and token-id prompts, and embeddings (params ``embedding_dim``,
+default 16, and ``context_length``, default 4096); see
+``modelcycle.backends.mock_features``.
 """
 
 from __future__ import annotations
@@ -22,7 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from modelcycle.backends import mock_features as features
 from modelcycle.backends.base import Chunk, Completion, GenerationParams, Message, Usage
+from modelcycle.backends.capabilities import FEATURES, Embeddings, TokenizerInfo
 from modelcycle.backends.prompting import last_user_text
 from modelcycle.errors import InvalidInput, UpstreamError
 
@@ -50,7 +58,10 @@ class MockBackend:
     fail_first: int = 0
     fail_mid_stream: int | None = None
     error: str = "mock backend failure"
+    embedding_dim: int = features.EMBEDDING_DIM
+    context_length: int = features.CONTEXT_LENGTH
     calls: list[MockCall] = field(default_factory=list)
+    vocabulary: features.WordVocabulary = field(default_factory=features.WordVocabulary)
 
     @classmethod
     def from_source(cls, source: str, params: Mapping[str, Any] | None = None) -> MockBackend:
@@ -74,6 +85,8 @@ class MockBackend:
             fail_first=int(options.get("fail_first", 0)),
             fail_mid_stream=_opt_int(options.get("fail_mid_stream")),
             error=str(options.get("error", "mock backend failure")),
+            embedding_dim=int(options.get("embedding_dim", features.EMBEDDING_DIM)),
+            context_length=int(options.get("context_length", features.CONTEXT_LENGTH)),
         )
 
     # -- Backend ---------------------------------------------------------------------
@@ -99,6 +112,61 @@ class MockBackend:
     async def close(self) -> None:
         """Nothing to release."""
 
+    # -- Capable, Tokenizing, Embedder -----------------------------------------------
+
+    def supports(self, feature: str) -> bool:
+        """Every optional feature."""
+        return feature in FEATURES
+
+    async def tokenize(self, text: str, *, add_special: bool) -> list[int]:
+        """Word ids (the mock has no special tokens to add)."""
+        return self.vocabulary.encode(text)
+
+    async def tokenize_chat(self, messages: Sequence[Message]) -> list[int]:
+        """The ids of the last user message (what the mock answers from)."""
+        return self.vocabulary.encode(last_user_text(messages))
+
+    async def detokenize(self, tokens: Sequence[int]) -> str:
+        """The words of ``tokens``, joined."""
+        return self.vocabulary.decode(tokens, param="tokens")
+
+    async def tokenizer_info(self) -> TokenizerInfo:
+        """The word tokenizer's configuration."""
+        return TokenizerInfo(
+            tokenizer_class="MockWordTokenizer",
+            max_model_len=self.context_length,
+            vocab_size=len(self.vocabulary),
+        )
+
+    async def complete_tokens(self, tokens: Sequence[int], params: GenerationParams) -> Completion:
+        """Continue the text of ``tokens``."""
+        return await self.complete(self.vocabulary.decode(tokens, param="prompt"), params)
+
+    def stream_complete_tokens(
+        self, tokens: Sequence[int], params: GenerationParams
+    ) -> AsyncIterator[Chunk]:
+        """Stream the continuation of the text of ``tokens``."""
+        return self.stream_complete(self.vocabulary.decode(tokens, param="prompt"), params)
+
+    async def embed(
+        self, inputs: Sequence[str | Sequence[int]], *, dimensions: int | None
+    ) -> Embeddings:
+        """A deterministic unit vector per input (shortened to ``dimensions``)."""
+        if dimensions is not None and dimensions > self.embedding_dim:
+            raise InvalidInput(
+                f"dimensions must be at most {self.embedding_dim} for this model",
+                param="dimensions",
+            )
+        texts = [
+            item if isinstance(item, str) else self.vocabulary.decode(item, param="input")
+            for item in inputs
+        ]
+        vectors = [
+            features.shorten(features.embedding(text, self.embedding_dim), dimensions)
+            for text in texts
+        ]
+        return Embeddings(vectors, sum(len(features.words(text)) for text in texts))
+
     # -- internals -------------------------------------------------------------------
 
     def _start(self, kind: str, prompt: str, params: GenerationParams) -> tuple[list[str], str]:
@@ -106,6 +174,8 @@ class MockBackend:
         if self.fail or len(self.calls) <= self.fail_first:
             raise UpstreamError(self.error)
         text = self.replies[(len(self.calls) - 1) % len(self.replies)] if self.replies else prompt
+        if params.response_format is not None:
+            text = features.as_json(text, params.response_format)
         finish = "stop"
         for stop in params.stop or ():
             if stop and stop in text:
@@ -120,7 +190,18 @@ class MockBackend:
             await asyncio.sleep(self.latency_ms / 1000)
         words, finish = self._start(kind, prompt, params)
         usage = Usage(len(_WORDS.findall(prompt)), len(words))
-        return Completion("".join(words), finish, usage)
+        top_n = params.logprobs
+        if top_n is None:
+            return Completion("".join(words), finish, usage)
+        return Completion(
+            "".join(words),
+            finish,
+            usage,
+            logprobs=tuple(features.scored(word, top_n) for word in words),
+            prompt_logprobs=features.scored_text(prompt, top_n, prompt=True)
+            if params.echo
+            else None,
+        )
 
     async def _stream(
         self, kind: str, prompt: str, params: GenerationParams
@@ -133,7 +214,10 @@ class MockBackend:
                 raise UpstreamError(f"{self.error} (stream cut after {index} chunks)")
             if index and self.chunk_delay_ms:
                 await asyncio.sleep(self.chunk_delay_ms / 1000)
-            yield Chunk(word)
+            if params.logprobs is None:
+                yield Chunk(word)
+            else:
+                yield Chunk(word, logprobs=(features.scored(word, params.logprobs),))
         yield Chunk("", finish, Usage(len(_WORDS.findall(prompt)), len(words)))
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 import typer
 from rich.console import Console
@@ -19,7 +19,14 @@ from modelcycle.cli.output import (
 from modelcycle.client import Client
 from modelcycle.client.calls import KEEP, Keep
 from modelcycle.client.transport import DEFAULT_SERVER
-from modelcycle.deploy import Deployment, DeploymentConfig, Route
+from modelcycle.deploy import (
+    BreakerPolicy,
+    CachePolicy,
+    Deployment,
+    DeploymentConfig,
+    DeploymentLimits,
+    Route,
+)
 from modelcycle.errors import InvalidInput
 
 app = typer.Typer(
@@ -59,6 +66,76 @@ TimeoutOption = Annotated[
 RetriesOption = Annotated[
     int | None, typer.Option("--retries", help="Extra attempts before the fallbacks.", min=0)
 ]
+RpmOption = Annotated[
+    int | None, typer.Option("--rpm", min=0, help="Requests/minute, all keys together (0: none).")
+]
+TpmOption = Annotated[
+    int | None, typer.Option("--tpm", min=0, help="Tokens/minute, all keys together (0: none).")
+]
+KeyRpmOption = Annotated[
+    int | None, typer.Option("--key-rpm", min=0, help="Requests/minute of each key (0: none).")
+]
+KeyTpmOption = Annotated[
+    int | None, typer.Option("--key-tpm", min=0, help="Tokens/minute of each key (0: none).")
+]
+ConcurrencyOption = Annotated[
+    int | None,
+    typer.Option("--max-concurrency", min=0, help="Requests in flight per process (0: no limit)."),
+]
+QueueTimeoutOption = Annotated[
+    float | None,
+    typer.Option("--queue-timeout", min=0, help="Seconds a request waits for a free slot."),
+]
+CacheTtlOption = Annotated[
+    float | None,
+    typer.Option("--cache-ttl", min=0, help="Seconds cached answers live (0: cache off)."),
+]
+BreakerFailuresOption = Annotated[
+    int | None,
+    typer.Option(
+        "--breaker-failures", min=0, help="Failures in a row that take a version out (0: never)."
+    ),
+]
+BreakerCooldownOption = Annotated[
+    float | None,
+    typer.Option("--breaker-cooldown", min=0.001, help="Seconds a failing version stays out."),
+]
+
+
+class Policies(NamedTuple):
+    """The limits, cache and breaker options resolved against a deployment (``None``: as is)."""
+
+    limits: DeploymentLimits | None
+    cache: CachePolicy | None
+    breaker: BreakerPolicy | None
+
+
+def policies_for(
+    current: DeploymentConfig | None,
+    rates: tuple[int | None, int | None, int | None, int | None],
+    concurrency: tuple[int | None, float | None],
+    cache_ttl: float | None,
+    breaker: tuple[int | None, float | None],
+) -> Policies:
+    """Apply the options to ``current`` (a new deployment when ``None``); 0 removes a limit."""
+    names = ("rpm", "tpm", "key_rpm", "key_tpm", "max_concurrency")
+    limits: dict[str, object] = {
+        name: value or None
+        for name, value in zip(names, (*rates, concurrency[0]), strict=True)
+        if value is not None
+    }
+    if concurrency[1] is not None:
+        limits["queue_timeout_s"] = concurrency[1]
+    failures, cooldown = breaker
+    circuit = {"failures": failures, "cooldown_s": cooldown}
+    circuit = {key: value for key, value in circuit.items() if value is not None}
+    base_limits = current.limits if current else DeploymentLimits()
+    base_breaker = current.breaker if current else BreakerPolicy()
+    return Policies(
+        DeploymentLimits.model_validate({**base_limits.model_dump(), **limits}) if limits else None,
+        CachePolicy(ttl_s=cache_ttl) if cache_ttl is not None else None,
+        BreakerPolicy.model_validate({**base_breaker.model_dump(), **circuit}) if circuit else None,
+    )
 
 
 def _fields(deployment: Deployment) -> dict[str, object]:
@@ -72,9 +149,26 @@ def _fields(deployment: Deployment) -> dict[str, object]:
         "timeout (s)": spec.timeout_s,
         "retries": spec.retries,
         "sticky": spec.sticky,
+        "limits": _limits_text(spec) or None,
+        "cache (ttl s)": spec.cache.ttl_s or None,
+        "breaker": f"{spec.breaker.failures} failures -> out {spec.breaker.cooldown_s:g} s"
+        if spec.breaker.enabled
+        else "off",
         "updated by": deployment.updated_by,
         "updated at": deployment.updated_at,
     }
+
+
+def _limits_text(spec: DeploymentConfig) -> str:
+    limits = spec.limits
+    named = {
+        "rpm": limits.rpm,
+        "tpm": limits.tpm,
+        "key rpm": limits.key_rpm,
+        "key tpm": limits.key_tpm,
+        "max concurrency": limits.max_concurrency,
+    }
+    return ", ".join(f"{name} {value}" for name, value in named.items() if value is not None)
 
 
 def _show(deployment: Deployment, as_json: bool, message: str) -> None:
@@ -131,12 +225,28 @@ def create(
     sticky: Annotated[
         bool, typer.Option("--sticky", help="Keep each `user` on one route.")
     ] = False,
+    rpm: RpmOption = None,
+    tpm: TpmOption = None,
+    key_rpm: KeyRpmOption = None,
+    key_tpm: KeyTpmOption = None,
+    max_concurrency: ConcurrencyOption = None,
+    queue_timeout: QueueTimeoutOption = None,
+    cache_ttl: CacheTtlOption = None,
+    breaker_failures: BreakerFailuresOption = None,
+    breaker_cooldown: BreakerCooldownOption = None,
     server: ServerOption = DEFAULT_SERVER,
     api_key: ApiKeyOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create a deployment routing to TARGET (and optionally a canary)."""
     routes = routes_for(target, canary, canary_weight)
+    policies = policies_for(
+        None,
+        (rpm, tpm, key_rpm, key_tpm),
+        (max_concurrency, queue_timeout),
+        cache_ttl,
+        (breaker_failures, breaker_cooldown),
+    )
     with Client(server, api_key) as client:
         created = client.deployments.create(
             name,
@@ -146,6 +256,9 @@ def create(
             timeout_s=60.0 if timeout is None else timeout,
             retries=retries or 0,
             sticky=sticky,
+            limits=policies.limits,
+            cache=policies.cache,
+            breaker=policies.breaker,
         )
     _show(created, as_json, f"created deployment {created.name} (revision {created.revision})")
 
@@ -168,6 +281,15 @@ def update(
     sticky: Annotated[
         bool | None, typer.Option("--sticky/--no-sticky", help="Keep each `user` on one route.")
     ] = None,
+    rpm: RpmOption = None,
+    tpm: TpmOption = None,
+    key_rpm: KeyRpmOption = None,
+    key_tpm: KeyTpmOption = None,
+    max_concurrency: ConcurrencyOption = None,
+    queue_timeout: QueueTimeoutOption = None,
+    cache_ttl: CacheTtlOption = None,
+    breaker_failures: BreakerFailuresOption = None,
+    breaker_cooldown: BreakerCooldownOption = None,
     server: ServerOption = DEFAULT_SERVER,
     api_key: ApiKeyOption = None,
     as_json: JsonOption = False,
@@ -181,6 +303,13 @@ def update(
     with Client(server, api_key) as client:
         current = client.deployments.get(name)
         routes = _changed_routes(current.spec, target, canary, canary_weight, no_canary)
+        policies = policies_for(
+            current.spec,
+            (rpm, tpm, key_rpm, key_tpm),
+            (max_concurrency, queue_timeout),
+            cache_ttl,
+            (breaker_failures, breaker_cooldown),
+        )
         updated = client.deployments.update(
             name,
             routes=routes,
@@ -189,6 +318,9 @@ def update(
             timeout_s=timeout,
             retries=retries,
             sticky=sticky,
+            limits=policies.limits,
+            cache=policies.cache,
+            breaker=policies.breaker,
         )
     _show(updated, as_json, f"updated deployment {updated.name} (revision {updated.revision})")
 

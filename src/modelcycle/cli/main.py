@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import typer
 
-from modelcycle.cli import aliases, audit, db, deploy, keys, models, projects, server
+from modelcycle.cli import aliases, audit, db, deploy, keys, models, projects, secrets, server
+from modelcycle.cli.loadtest import loadtest
 from modelcycle.cli.output import OneLineErrors
 
 app = typer.Typer(
@@ -21,6 +22,7 @@ app = typer.Typer(
 )
 app.command("up")(server.up)
 app.command("whoami")(keys.whoami)
+app.command("loadtest")(loadtest)
 app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
 app.add_typer(projects.app, name="projects")
@@ -28,6 +30,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(aliases.app, name="aliases")
 app.add_typer(audit.app, name="audit")
 app.add_typer(deploy.app, name="deploy")
+app.add_typer(secrets.app, name="secrets")
 
 
 def main() -> None:

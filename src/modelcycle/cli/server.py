@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Annotated
 
@@ -39,6 +40,16 @@ def local_services(settings: Settings) -> Services:
 def masked_database_url(settings: Settings) -> str:
     """The database URL with any password replaced by ``***``."""
     return make_url(settings.resolved_database_url).render_as_string(hide_password=True)
+
+
+def tune_gc(settings: Settings) -> None:
+    """The server process's garbage-collector settings (``gc_freeze``, ``gc_gen0_threshold``)."""
+    if settings.gc_gen0_threshold is not None:
+        _, middle, old = gc.get_threshold()
+        gc.set_threshold(settings.gc_gen0_threshold, middle, old)
+    if settings.gc_freeze:
+        gc.collect()  # what is garbage now must not be frozen with the rest
+        gc.freeze()
 
 
 def up(
@@ -82,6 +93,7 @@ def up(
                 http="auto",
             )
         )
+        tune_gc(settings)
         server.run()
     except KeyboardInterrupt:
         # uvicorn shuts down gracefully on Ctrl-C, then re-raises the signal.

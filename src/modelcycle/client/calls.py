@@ -25,8 +25,11 @@ from modelcycle.access import (
     WhoAmI,
 )
 from modelcycle.deploy import (
+    BreakerPolicy,
+    CachePolicy,
     Deployment,
     DeploymentConfig,
+    DeploymentLimits,
     DeploymentRevision,
     DeploymentSpec,
     Route,
@@ -258,7 +261,11 @@ def create_deployment(
     timeout_s: float,
     retries: int,
     sticky: bool,
+    limits: DeploymentLimits | None = None,
+    cache: CachePolicy | None = None,
+    breaker: BreakerPolicy | None = None,
 ) -> Call[Deployment]:
+    policies = {"limits": limits, "cache": cache, "breaker": breaker}
     body = DeploymentSpec(
         name=name,
         routes=routes_of(routes),
@@ -267,6 +274,7 @@ def create_deployment(
         timeout_s=timeout_s,
         retries=retries,
         sticky=sticky,
+        **{key: value for key, value in policies.items() if value is not None},
     )
     return Call("POST", f"{API}/deployments", _one(Deployment), json=_body(body))
 
@@ -288,6 +296,9 @@ def changed_config(
     timeout_s: float | None = None,
     retries: int | None = None,
     sticky: bool | None = None,
+    limits: DeploymentLimits | None = None,
+    cache: CachePolicy | None = None,
+    breaker: BreakerPolicy | None = None,
 ) -> DeploymentConfig:
     """``current`` with the given fields replaced (``None``/``KEEP``: unchanged)."""
     values = current.model_dump()
@@ -299,6 +310,8 @@ def changed_config(
         values["fallbacks"] = list(fallbacks)
     optional = {"timeout_s": timeout_s, "retries": retries, "sticky": sticky}
     values.update({key: value for key, value in optional.items() if value is not None})
+    policies = {"limits": limits, "cache": cache, "breaker": breaker}
+    values.update({k: v.model_dump() for k, v in policies.items() if v is not None})
     return DeploymentConfig.model_validate(values)
 
 

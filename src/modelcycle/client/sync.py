@@ -26,7 +26,14 @@ from modelcycle.client.transport import (
     resolve_api_key,
     resolve_server,
 )
-from modelcycle.deploy import Deployment, DeploymentConfig, DeploymentRevision
+from modelcycle.deploy import (
+    BreakerPolicy,
+    CachePolicy,
+    Deployment,
+    DeploymentConfig,
+    DeploymentLimits,
+    DeploymentRevision,
+)
 from modelcycle.registry import Alias, AliasMove, Lineage, Model, ModelVersion
 from modelcycle.types import BackendKind, Role
 
@@ -296,6 +303,9 @@ class Deployments:
         timeout_s: float = 60.0,
         retries: int = 0,
         sticky: bool = False,
+        limits: DeploymentLimits | None = None,
+        cache: CachePolicy | None = None,
+        breaker: BreakerPolicy | None = None,
     ) -> Deployment:
         """Create a deployment; ``routes`` is a target, or ``{target: weight}`` primary first."""
         return self._c.run(
@@ -307,6 +317,9 @@ class Deployments:
                 timeout_s=timeout_s,
                 retries=retries,
                 sticky=sticky,
+                limits=limits,
+                cache=cache,
+                breaker=breaker,
             )
         )
 
@@ -328,6 +341,9 @@ class Deployments:
         timeout_s: float | None = None,
         retries: int | None = None,
         sticky: bool | None = None,
+        limits: DeploymentLimits | None = None,
+        cache: CachePolicy | None = None,
+        breaker: BreakerPolicy | None = None,
     ) -> Deployment:
         """Change some fields; refused (Conflict) if someone changed it since it was read."""
         current = self.get(name)
@@ -339,6 +355,9 @@ class Deployments:
             timeout_s=timeout_s,
             retries=retries,
             sticky=sticky,
+            limits=limits,
+            cache=cache,
+            breaker=breaker,
         )
         return self._c.run(calls.update_deployment(name, config, current.revision))
 

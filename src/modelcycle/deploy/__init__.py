@@ -3,8 +3,11 @@
 from modelcycle.deploy.references import DeploymentReferences
 from modelcycle.deploy.schemas import (
     TARGET_PATTERN,
+    BreakerPolicy,
+    CachePolicy,
     Deployment,
     DeploymentConfig,
+    DeploymentLimits,
     DeploymentRevision,
     DeploymentSpec,
     Route,
@@ -14,8 +17,11 @@ from modelcycle.deploy.targets import ResolvedVersion, Target, parse_target, res
 
 __all__ = [
     "TARGET_PATTERN",
+    "BreakerPolicy",
+    "CachePolicy",
     "Deployment",
     "DeploymentConfig",
+    "DeploymentLimits",
     "DeploymentReferences",
     "DeploymentRevision",
     "DeploymentSpec",

@@ -37,6 +37,95 @@ class Route(RequestBody):
     )
 
 
+MAX_PER_MINUTE = 10**12
+"""Largest requests- or tokens-per-minute limit accepted."""
+
+
+class DeploymentLimits(RequestBody):
+    """Rate and concurrency limits of a deployment (``None``: no limit of that kind).
+
+    Rates are per minute and refill continuously (GCRA): a full minute's worth
+    may come in one burst, after which requests are admitted as the budget
+    refills. Token limits count the prompt (estimated) up front and the real
+    usage once the answer is known.
+    """
+
+    rpm: int | None = Field(
+        default=None, ge=1, le=MAX_PER_MINUTE, description="Requests per minute, all keys together."
+    )
+    tpm: int | None = Field(
+        default=None, ge=1, le=MAX_PER_MINUTE, description="Tokens per minute, all keys together."
+    )
+    key_rpm: int | None = Field(
+        default=None, ge=1, le=MAX_PER_MINUTE, description="Requests per minute for each API key."
+    )
+    key_tpm: int | None = Field(
+        default=None, ge=1, le=MAX_PER_MINUTE, description="Tokens per minute for each API key."
+    )
+    max_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        le=100_000,
+        description="Most requests in flight at once in each gateway process; "
+        "more wait up to queue_timeout_s, then get 429.",
+    )
+    queue_timeout_s: float = Field(
+        default=10.0,
+        ge=0,
+        le=600,
+        description="Longest wait for a free slot under max_concurrency, in seconds.",
+    )
+
+
+class CachePolicy(RequestBody):
+    """The exact-match response cache of a deployment (off unless ``ttl_s`` > 0).
+
+    Only deterministic requests are cached: ``temperature`` 0 (the request's,
+    or the version's default) or an explicit ``seed``.
+    """
+
+    ttl_s: float = Field(
+        default=0,
+        ge=0,
+        le=30 * 86400,
+        description="Seconds an answer stays reusable; 0 turns the cache off.",
+    )
+
+
+class BreakerPolicy(RequestBody):
+    """The circuit breaker of each version the deployment routes to.
+
+    A version that fails ``failures`` times in a row, or (with ``error_rate``)
+    more than that share of at least ``min_requests`` calls within
+    ``window_s``, is taken out of routing for ``cooldown_s``; then one probe
+    request at a time is let through, and the first success brings it back.
+    """
+
+    failures: int = Field(
+        default=5, ge=0, le=10_000, description="Consecutive failures that open it; 0: never."
+    )
+    error_rate: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="Share of failed calls within window_s that opens it; None: not used.",
+    )
+    window_s: float = Field(
+        default=60.0, gt=0, le=3600, description="Window of the error rate, in seconds."
+    )
+    min_requests: int = Field(
+        default=10, ge=1, le=100_000, description="Calls in the window before the rate counts."
+    )
+    cooldown_s: float = Field(
+        default=10.0, gt=0, le=3600, description="Seconds out of routing before a probe."
+    )
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the breaker can open at all."""
+        return self.failures > 0 or self.error_rate is not None
+
+
 class DeploymentConfig(RequestBody):
     """How a deployment routes requests: the body of ``PUT /api/v1/deployments/{name}``.
 
@@ -73,6 +162,18 @@ class DeploymentConfig(RequestBody):
     sticky: bool = Field(
         default=False,
         description="Send every request of one OpenAI `user` to the same route.",
+    )
+    limits: DeploymentLimits = Field(
+        default_factory=DeploymentLimits,
+        description="Requests and tokens per minute (per deployment and per key), and the "
+        "concurrency limit.",
+    )
+    cache: CachePolicy = Field(
+        default_factory=CachePolicy, description="Exact-match response cache (off by default)."
+    )
+    breaker: BreakerPolicy = Field(
+        default_factory=BreakerPolicy,
+        description="Takes a failing version out of routing, then probes it back in.",
     )
 
     @model_validator(mode="after")

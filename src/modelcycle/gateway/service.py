@@ -13,20 +13,24 @@ import random
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from modelcycle import events
 from modelcycle.access import Principal
 from modelcycle.backends import Backend, BackendPool, Chunk, Completion, Usage
+from modelcycle.backends.base import CallScope, call_scope
 from modelcycle.deploy import Deployment, Deployments, ResolvedVersion
 from modelcycle.errors import (
     InvalidInput,
     ModelcycleError,
+    RateLimited,
     UpstreamError,
     UpstreamTimeout,
 )
 from modelcycle.gateway.cache import Resolver
+from modelcycle.gateway.choices import Choice, call_whole, count, open_stream, requires
+from modelcycle.gateway.limits import Limits, Ticket
 from modelcycle.gateway.routing import Attempt, RouteKind, plan
 from modelcycle.gateway.schemas import InferenceRequest
 from modelcycle.plugins import EventBus
@@ -52,6 +56,8 @@ class _Trace:
     served: ResolvedVersion | None = None
     route: RouteKind | None = None
     ttft_ms: float | None = None
+    ticket: Ticket | None = None
+    """Admission (limits, cache, breakers) of a client request; ``None`` for shadow copies."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +71,12 @@ class Served:
     version: int
     route: RouteKind
     completion: Completion
+    headers: dict[str, str] = field(default_factory=dict)
+    """``x-ratelimit-*`` and ``X-Modelcycle-Cache`` headers of the answer."""
+    choices: tuple[Choice, ...] = ()
+    """Every answer (``n`` > 1, several prompts), ``completion`` first; empty: just it."""
+    usage: Usage | None = None
+    """Of every answer together (prompts counted once); ``None``: ``completion.usage``."""
 
 
 class ServedStream:
@@ -85,8 +97,10 @@ class ServedStream:
         self.deployment = trace.request.deployment
         self.model, self.version = trace.served.model, trace.served.version
         self.route: RouteKind = trace.route
+        self.headers: dict[str, str] = trace.ticket.headers if trace.ticket else {}
         self._gateway, self._trace = gateway, trace
         self._iterator, self._first, self._idle = iterator, first, idle_timeout_s
+        self._final = count(trace.request) - 1  # the index of the last choice to finish
 
     async def chunks(self) -> AsyncGenerator[Chunk, None]:
         """The chunks, the first included; a failure mid-way raises ``UpstreamError``.
@@ -98,7 +112,7 @@ class ServedStream:
         outcome: BaseException | None = None
         try:
             yield self._first
-            while last.finish_reason is None:
+            while last.finish_reason is None or last.index < self._final:
                 try:
                     async with asyncio.timeout(self._idle):
                         last = await anext(self._iterator)
@@ -139,8 +153,10 @@ class Gateway:
         *,
         rng: random.Random | None = None,
         retry_backoff_s: float = 0.05,
+        limits: Limits | None = None,
     ):
         self._deployments = deployments
+        self.limits = limits or Limits()
         self.resolver = resolver
         self.backends = backends
         self._bus = bus
@@ -157,11 +173,13 @@ class Gateway:
         trace = self._start(principal, request)
         try:
             deployment = await self.resolver.deployment(principal.project_id, request.deployment)
-            completion = await self._attempts(trace, deployment, _call_whole)
+            trace.ticket = await self.limits.admit(principal, deployment, request)
+            choices = await self._attempts(trace, deployment, call_whole)
         except BaseException as exc:
             self.finish(trace, outcome=exc)
             raise
-        self.finish(trace, usage=completion.usage, finish_reason=completion.finish_reason)
+        completion = choices.first
+        self.finish(trace, usage=choices.usage, finish_reason=completion.finish_reason)
         self._shadow(principal, request, deployment)
         assert trace.served is not None
         assert trace.route is not None
@@ -173,6 +191,9 @@ class Gateway:
             version=trace.served.version,
             route=trace.route,
             completion=completion,
+            headers=trace.ticket.headers,
+            choices=choices.items,
+            usage=choices.usage,
         )
 
     async def stream(self, principal: Principal, request: InferenceRequest) -> ServedStream:
@@ -180,7 +201,10 @@ class Gateway:
         trace = self._start(principal, request)
         try:
             deployment = await self.resolver.deployment(principal.project_id, request.deployment)
-            iterator, first = await self._attempts(trace, deployment, _open_stream)
+            trace.ticket = await self.limits.admit(principal, deployment, request)
+            several = request.n > 1 or request.prompts is not None or request.params.echo
+            opener = open_stream if several else _open_stream
+            iterator, first = await self._attempts(trace, deployment, opener)
         except BaseException as exc:
             self.finish(trace, outcome=exc)
             raise
@@ -188,19 +212,46 @@ class Gateway:
         self._shadow(principal, request, deployment)
         return ServedStream(self, trace, iterator, first, deployment.spec.timeout_s)
 
+    async def serve(
+        self,
+        principal: Principal,
+        request: InferenceRequest,
+        call: Call[T],
+        usage: Callable[[T], Usage],
+    ) -> tuple[T, ResolvedVersion, dict[str, str]]:
+        """Any other call (embeddings) down the same path: limits, routes, one event.
+
+        Returns the result, the version that served and the answer's headers.
+        """
+        trace = self._start(principal, request)
+        try:
+            deployment = await self.resolver.deployment(principal.project_id, request.deployment)
+            trace.ticket = await self.limits.admit(principal, deployment, request)
+            result = await self._attempts(trace, deployment, call)
+        except BaseException as exc:
+            self.finish(trace, outcome=exc)
+            raise
+        self.finish(trace, usage=usage(result))
+        assert trace.served is not None
+        return result, trace.served, trace.ticket.headers
+
     async def aclose(self) -> None:
         """Cancel shadow calls in flight and close every backend."""
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.backends.aclose()
+        await self.limits.aclose()
 
     # -- attempts ----------------------------------------------------------------------
 
     async def _attempts(self, trace: _Trace, deployment: Deployment, call: Call[T]) -> T:
         spec = deployment.spec
         last: ModelcycleError | None = None
-        for attempt in plan(spec, deployment.name, trace.request.user, self.rng):
+        attempts = plan(spec, deployment.name, trace.request.user, self.rng)
+        if trace.ticket is not None:  # budgets charged (429), open circuits left out
+            attempts = await trace.ticket.usable(attempts, self.resolver)
+        for attempt in attempts:
             for retry in range(spec.retries + 1):
                 if retry:
                     await asyncio.sleep(
@@ -209,10 +260,12 @@ class Gateway:
                 trace.attempts += 1
                 try:
                     return await self._try(trace, attempt, spec.timeout_s, call)
-                except InvalidInput:
-                    raise  # the request itself is wrong: another target would refuse it too
+                except (InvalidInput, RateLimited):
+                    raise  # the request is wrong, or over a limit: no other target helps
                 except ModelcycleError as exc:
                     last = exc
+                    if trace.ticket is not None:
+                        trace.ticket.failed(exc)
                     if not _retryable(exc):
                         break
         raise _exhausted(deployment.name, trace.attempts, last)
@@ -223,6 +276,11 @@ class Gateway:
             backend = self.backends.get(version.backend, version.source, version.params)
         except InvalidInput as exc:
             raise UpstreamError(exc.message, code="target_unavailable") from exc
+        requires(backend, version.backend, trace.request)  # a 400 naming the kind
+        if trace.ticket is not None:  # a cached answer, or the backend within its slot
+            backend = await trace.ticket.backend(version, backend)
+        # Backends shared between projects read per-project state (secrets) from here.
+        scope = call_scope.set(CallScope(trace.principal.project_id, trace.principal.project))
         try:
             async with asyncio.timeout(timeout_s):
                 result = await call(backend, trace.request)
@@ -238,6 +296,8 @@ class Gateway:
             raise UpstreamError(
                 f"{version.model}@{version.version} failed: {type(exc).__name__}"
             ) from exc
+        finally:
+            call_scope.reset(scope)
         trace.served, trace.route = version, attempt.kind
         return result
 
@@ -262,14 +322,14 @@ class Gateway:
         trace = self._start(principal, request)
         trace.attempts = 1
         try:
-            completion = await self._try(trace, Attempt(target, "shadow"), timeout_s, _call_whole)
+            choices = await self._try(trace, Attempt(target, "shadow"), timeout_s, call_whole)
         except BaseException as exc:
             trace.route = "shadow"
             self.finish(trace, outcome=exc)
             if not isinstance(exc, Exception):
                 raise
             return
-        self.finish(trace, usage=completion.usage, finish_reason=completion.finish_reason)
+        self.finish(trace, usage=choices.usage, finish_reason=choices.first.finish_reason)
 
     # -- events ------------------------------------------------------------------------
 
@@ -289,6 +349,8 @@ class Gateway:
         status, code, error_type = _status(outcome)
         served = trace.served
         usage = usage or Usage(0, 0)
+        if trace.ticket is not None:
+            trace.ticket.close(outcome, usage, served)
         self._bus.emit(
             events.RequestFinished(
                 request_id=trace.request_id,
@@ -310,14 +372,9 @@ class Gateway:
                 attempts=trace.attempts,
                 finish_reason=finish_reason,
                 at=utcnow(),
+                cache_hit=trace.ticket.cache_hit if trace.ticket else False,
             )
         )
-
-
-async def _call_whole(backend: Backend, request: InferenceRequest) -> Completion:
-    if request.messages is not None:
-        return await backend.chat(request.messages, request.params)
-    return await backend.complete(request.prompt or "", request.params)
 
 
 async def _open_stream(

@@ -192,6 +192,7 @@ class Registry:
     ) -> ModelVersion:
         """Register the next version of ``model_name`` (creating the model if new)."""
         require(principal, Role.MAINTAINER)
+        self._check(body)
         with self._store.write() as session:
             model = session.execute(
                 select(ModelRow)
@@ -260,6 +261,15 @@ class Registry:
             )
         )
         return out
+
+    def _check(self, body: VersionCreate) -> None:
+        """Refuse what a ``modelcycle_check_version`` plugin objects to (plain-text keys...)."""
+        found = self._bus.manager.hook.modelcycle_check_version(
+            backend=body.backend.value, source=body.source, params=body.params
+        )
+        problems = [problem for answer in found for problem in answer]
+        if problems:
+            raise InvalidInput("; ".join(problems), param="params")
 
     @staticmethod
     def _parent_id(

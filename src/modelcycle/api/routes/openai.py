@@ -10,18 +10,28 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import Response, StreamingResponse
 
-from modelcycle.api.deps import PrincipalDep, ServicesDep
+from modelcycle.api.deps import InferencePrincipalDep, PrincipalDep, ServicesDep
 from modelcycle.api.errors import ERROR_RESPONSES, ErrorResponse
-from modelcycle.gateway import ChatCompletionRequest, CompletionRequest
-from modelcycle.gateway.schemas import InferenceRequest
-from modelcycle.gateway.wire import completion_body, models_body, sse_events
+from modelcycle.api.inference_route import InferenceRoute
+from modelcycle.gateway import ChatCompletionRequest, CompletionRequest, endpoints
+from modelcycle.gateway.schemas import EmbeddingRequest, InferenceRequest
+from modelcycle.gateway.wire import completion_body, embeddings_body, models_body, sse_events
 
-router = APIRouter(prefix="/v1", tags=["openai"])
+# InferenceRoute: the common case skips FastAPI's per-request machinery (same API).
+router = APIRouter(prefix="/v1", tags=["openai"], route_class=InferenceRoute)
 
 RESPONSES = {
     **ERROR_RESPONSES,
     404: {"model": ErrorResponse, "description": "Unknown deployment (code model_not_found)."},
+    429: {
+        "model": ErrorResponse,
+        "description": "A rate or concurrency limit was reached (`Retry-After` says when).",
+    },
     502: {"model": ErrorResponse, "description": "Every route and fallback failed."},
+    503: {
+        "model": ErrorResponse,
+        "description": "Every version that could serve is out of routing (circuit open).",
+    },
     504: {"model": ErrorResponse, "description": "The backend did not answer in time."},
 }
 
@@ -51,19 +61,20 @@ async def _answer(
             headers={
                 **_SSE_HEADERS,
                 **_served_headers(stream.model, stream.version, stream.route),
+                **stream.headers,
             },
         )
     served = await gateway.generate(principal, request)
     return Response(
         completion_body(served, request.endpoint, echo_prompt=echo_prompt),
         media_type="application/json",
-        headers=_served_headers(served.model, served.version, served.route),
+        headers={**_served_headers(served.model, served.version, served.route), **served.headers},
     )
 
 
 @router.post("/chat/completions", response_class=Response)
 async def chat_completions(
-    body: ChatCompletionRequest, principal: PrincipalDep, services: ServicesDep
+    body: ChatCompletionRequest, principal: InferencePrincipalDep, services: ServicesDep
 ) -> Response:
     """Answer a conversation with a deployment (``stream: true`` for server-sent events)."""
     return await _answer(
@@ -77,7 +88,7 @@ async def chat_completions(
 
 @router.post("/completions", response_class=Response)
 async def completions(
-    body: CompletionRequest, principal: PrincipalDep, services: ServicesDep
+    body: CompletionRequest, principal: InferencePrincipalDep, services: ServicesDep
 ) -> Response:
     """Continue a prompt with a deployment (legacy completions; ``echo`` supported)."""
     request = body.to_inference()
@@ -86,12 +97,32 @@ async def completions(
         principal,
         request,
         include_usage=body.include_usage,
-        echo_prompt=request.prompt if body.echo else None,
+        echo_prompt=None,  # each choice carries its echo (``modelcycle.gateway.choices``)
+    )
+
+
+@router.post("/embeddings", response_class=Response)
+async def embeddings(
+    body: EmbeddingRequest, principal: InferencePrincipalDep, services: ServicesDep
+) -> Response:
+    """Embed text or token ids with a deployment (``encoding_format``: float or base64)."""
+    result, version, headers = await endpoints.embed(
+        services.gateway,
+        principal,
+        body.model,
+        body.inputs(),
+        dimensions=body.dimensions,
+        user=body.user,
+    )
+    return Response(
+        embeddings_body(result, body.model, body.encoding_format),
+        media_type="application/json",
+        headers={"X-Modelcycle-Version": f"{version.model}@{version.version}", **headers},
     )
 
 
 @router.get("/models", response_class=Response)
-async def list_models(principal: PrincipalDep, services: ServicesDep) -> Response:
+async def list_models(principal: InferencePrincipalDep, services: ServicesDep) -> Response:
     """The deployments this key may call, as OpenAI models."""
     deployments = await services.gateway.models(principal)
     return Response(models_body(deployments), media_type="application/json")

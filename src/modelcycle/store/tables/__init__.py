@@ -11,6 +11,7 @@ from modelcycle.store.tables.registry import (
     ModelRow,
     ModelVersionRow,
 )
+from modelcycle.store.tables.secrets import SecretRow
 
 __all__ = [
     "AliasHistoryRow",
@@ -25,5 +26,6 @@ __all__ = [
     "ModelRow",
     "ModelVersionRow",
     "ProjectRow",
+    "SecretRow",
     "utcnow",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -195,6 +196,18 @@ async def test_json_mode_parses_on_the_embedded_default(client: openai.AsyncOpen
         response_format={"type": "json_object"},
     )
     assert isinstance(json.loads(anything.choices[0].message.content or ""), dict)
+
+
+async def test_the_tokenizer_examples_of_the_docs_are_what_the_server_says(
+    raw: httpx.AsyncClient,
+) -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "deployments.md").read_text()
+    pattern = r"localhost:8000(/\w+) [\s\S]*?-d '(\{[^\n]*?\})'\n# (\{[^\n]*\})"
+    examples = re.findall(pattern, doc)
+    assert [path for path, _, _ in examples] == ["/tokenize", "/detokenize"]
+    for path, request, answer in examples:
+        response = await raw.post(path, json=json.loads(request))
+        assert response.json() == json.loads(answer)
 
 
 async def test_tokens_round_trip_and_embeddings(

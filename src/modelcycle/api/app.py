@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from modelcycle.api.errors import ERROR_RESPONSES, install_error_handlers
+from modelcycle.api.inference_route import install_fast_routes
 from modelcycle.api.limits import BodySizeLimit
 from modelcycle.api.routes import (
     access,
@@ -42,6 +43,7 @@ def create_app(services: Services) -> FastAPI:
     install_error_handlers(app)
     # Routes are matched in order: the OpenAI routes carry nearly all the traffic.
     app.include_router(openai.router, responses=openai.RESPONSES)
+    install_fast_routes(app, openai.router)  # the common case, ahead of FastAPI's routing
     app.include_router(tokenizer.router)  # vLLM's /tokenize, /detokenize, /tokenizer_info
     app.include_router(health.router)
     for router in (access.router, registry.router, audit.router, deploy.router, secrets.router):

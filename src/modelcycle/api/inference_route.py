@@ -14,29 +14,36 @@ to FastAPI's handler for the same request:
   wins over the body's validation errors);
 * an endpoint with any parameter or dependency not on the list, or an app with
   ``dependency_overrides``: the route never takes the lean path at all.
+
+``install_fast_routes`` also serves the lean path from a plain Starlette route
+placed ahead of FastAPI's router (``FastRoute``), and every answer is cancelled
+when its client disconnects first (``modelcycle.api.disconnect``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from fastapi import APIRouter, FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.routing import Match, Route
+from starlette.types import Message, Receive, Scope, Send
 
 from modelcycle.api.deps import get_inference_principal, get_services, inference_principal
+from modelcycle.api.disconnect import CLIENT_CLOSED, unless_disconnected
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
-CLIENT_CLOSED = 499  # the nginx convention, as the gateway's events use
-WATCH_AFTER_S = 0.05
-"""Requests that answer sooner are never watched for a disconnect (see below)."""
+LeanHandler = Callable[[Request], Awaitable[Response | None]]
+LEAN_TRIED = "modelcycle.lean_tried"
+"""Scope key: the lean path declined this request; FastAPI's handler answers it."""
 RequestDependency = Callable[[Request], Awaitable[Any]]
 
 LEAN_DEPENDENCIES: dict[Callable[..., Any], RequestDependency] = {
@@ -92,88 +99,127 @@ def _is_json(request: Request) -> bool:
 
 
 class InferenceRoute(APIRoute):
-    """An ``APIRoute`` whose common case skips FastAPI's per-request machinery."""
+    """An ``APIRoute`` whose common case skips FastAPI's per-request machinery.
+
+    ``lean`` is that common case: a ``Response``, or ``None`` when FastAPI's own
+    handler must answer. ``FastRoute`` serves it ahead of FastAPI's routing.
+    """
+
+    lean: LeanHandler | None = None
 
     def get_route_handler(self) -> Handler:
         """The lean handler, falling back to FastAPI's for anything unusual."""
         full = super().get_route_handler()
         plan = _plan(self.dependant)
-        if plan is None or not inspect.iscoroutinefunction(self.endpoint):
-            return _cancelled_on_disconnect(full)
-        endpoint: Callable[..., Awaitable[Response]] = self.endpoint
+        lean = None
+        if plan is not None and inspect.iscoroutinefunction(self.endpoint):
+            lean = self.lean = _lean_handler(plan, self.endpoint)
 
         async def handler(request: Request) -> Response:
-            if request.app.dependency_overrides or not _is_json(request):
-                return await full(request)
             try:
-                data = orjson.loads(await request.body())
-            except orjson.JSONDecodeError:
-                return await full(request)  # FastAPI's parser and its 400
-            values: dict[str, Any] = {}
-            for name, dependency in plan.dependencies:
-                values[name] = await dependency(request)
-            try:
-                values[plan.body_name] = plan.body_model.model_validate(data)
-            except ValidationError:
-                return await full(request)  # FastAPI's validation errors
-            if plan.request_name is not None:
-                values[plan.request_name] = request
-            return await endpoint(**values)
+                await request.body()  # read first: the watcher must only see the disconnect
+            except ClientDisconnect:
+                return Response(status_code=CLIENT_CLOSED)
+            return await unless_disconnected(request, answer)
 
-        return _cancelled_on_disconnect(handler)
+        async def answer(request: Request) -> Response:
+            if lean is not None and not request.scope.get(LEAN_TRIED):
+                response = await lean(request)
+                if response is not None:
+                    return response
+            return await full(request)
+
+        return handler
 
 
-def _cancelled_on_disconnect(handler: Handler) -> Handler:
-    """``handler``, cancelled when the client disconnects before it has an answer.
+def _lean_handler(plan: _Plan, endpoint: Callable[..., Awaitable[Response]]) -> LeanHandler:
+    async def lean(request: Request) -> Response | None:
+        if request.app.dependency_overrides or not _is_json(request):
+            return None
+        try:
+            data = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            return None  # FastAPI's parser and its 400
+        values: dict[str, Any] = {}
+        for name, dependency in plan.dependencies:
+            values[name] = await dependency(request)
+        try:
+            values[plan.body_name] = plan.body_model.model_validate(data)
+        except ValidationError:
+            return None  # FastAPI's validation errors
+        if plan.request_name is not None:
+            values[plan.request_name] = request
+        return await endpoint(**values)
 
-    Starlette never cancels an endpoint whose client went away; without this, a
-    backend call would run to its end for nobody. The request is cancelled like
-    any task, so the gateway records it as ``cancelled`` (499) and closes the
-    upstream call. Watching costs a task, so it starts only once the request has
-    run ``WATCH_AFTER_S`` (a disconnect is then seen at most that late); a
-    streamed answer is watched by ``StreamingResponse`` itself once it has begun.
+    return lean
+
+
+class FastRoute(Route):
+    """The lean path of an ``InferenceRoute``, matched before FastAPI's routing.
+
+    FastAPI's router, its included-router lookup and its per-route wrappers cost
+    tens of microseconds a request; this plain Starlette route answers the
+    common case with the same code. When the lean path declines, the request
+    (its body replayed) goes back to the router, which this route then lets
+    pass to the ``InferenceRoute`` and FastAPI's handler.
     """
 
-    async def watched(request: Request) -> Response:
+    def __init__(self, route: InferenceRoute):
+        assert route.lean is not None
+        super().__init__(
+            route.path,
+            _FastEndpoint(route.lean),
+            methods=sorted(route.methods or ()),
+            name=route.name,
+            include_in_schema=False,
+        )
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        """No match for a request the lean path has declined already."""
+        if scope.get(LEAN_TRIED):
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
+class _FastEndpoint:
+    """An ASGI app: the lean path, else the request back to the router."""
+
+    def __init__(self, lean: LeanHandler):
+        self.lean = lean
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive, send)
         try:
-            await request.body()  # read first: the watcher must only ever see the disconnect
+            body = await request.body()  # read first: the watcher must only see the disconnect
         except ClientDisconnect:
-            return Response(status_code=CLIENT_CLOSED)
-        task = asyncio.current_task()
-        assert task is not None
-        watch = _Watch(request, task)
-        timer = asyncio.get_running_loop().call_later(WATCH_AFTER_S, watch.start)
-        try:
-            return await handler(request)
-        except asyncio.CancelledError:
-            if not watch.fired:
-                raise  # cancelled by someone else (server shutdown): not ours to absorb
-            task.uncancel()
-            return Response(status_code=CLIENT_CLOSED)  # nobody is left to read it
-        finally:
-            timer.cancel()
-            watch.stop()
-
-    return watched
+            return
+        response = await unless_disconnected(request, self.lean)
+        if response is None:
+            scope[LEAN_TRIED] = True
+            await scope["router"](scope, _replay(body, receive), send)
+            return
+        await response(scope, receive, send)
 
 
-class _Watch:
-    """Cancels ``task`` when the client of ``request`` disconnects (once started)."""
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """``receive``, with the body already read given again first."""
+    replayed = False
 
-    def __init__(self, request: Request, task: asyncio.Task[Any]):
-        self.request, self.task = request, task
-        self.watcher: asyncio.Task[None] | None = None
-        self.fired = False
+    async def replay() -> Message:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
 
-    def start(self) -> None:
-        self.watcher = asyncio.get_running_loop().create_task(self._watch())
+    return replay
 
-    def stop(self) -> None:
-        if self.watcher is not None:
-            self.watcher.cancel()
 
-    async def _watch(self) -> None:
-        # Once the body is read, the only message the ASGI spec leaves is the disconnect.
-        if (await self.request.receive())["type"] == "http.disconnect":
-            self.fired = True
-            self.task.cancel()
+def install_fast_routes(app: FastAPI, router: APIRouter) -> None:
+    """Serve the lean path of each ``InferenceRoute`` of ``router`` ahead of FastAPI's routing.
+
+    The ``InferenceRoute`` stays in place for the OpenAPI document and for
+    what the lean path declines.
+    """
+    fast = [FastRoute(r) for r in router.routes if isinstance(r, InferenceRoute) and r.lean]
+    app.router.routes[0:0] = fast

@@ -6,7 +6,8 @@ RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck layers pytest format clean
+.PHONY: run test lint typecheck layers pytest format clean bench-gateway \
+	bench-overhead bench-ttfb bench-memory bench-reliability
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -44,6 +45,18 @@ pytest: $(DEV_STAMP)
 format: $(DEV_STAMP)
 	$(BIN)/ruff format src tests benchmarks
 	$(BIN)/ruff check --fix src tests benchmarks
+
+# The gateway's performance goals (docs/performance.md); needs wrk. Not part of `make test`.
+# `make -k bench-gateway` runs all four even when one misses its goal.
+bench-gateway: bench-overhead bench-ttfb bench-memory bench-reliability
+
+bench-overhead bench-ttfb bench-memory bench-reliability: $(DEV_STAMP)
+	$(BIN)/python benchmarks/$(BENCH_$@).py
+
+BENCH_bench-overhead := gateway_overhead
+BENCH_bench-ttfb := streaming_ttfb
+BENCH_bench-memory := memory_soak
+BENCH_bench-reliability := reliability
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -36,6 +36,7 @@ import httpx
 
 from modelcycle.access.keys import generate_key
 from modelcycle.client import Client
+from modelcycle.deploy import BreakerPolicy
 from modelcycle.types import Role
 
 HERE = Path(__file__).resolve().parent
@@ -140,6 +141,7 @@ def start_gateway(
     fallback: Server | None = None,
     timeout_s: float = 60.0,
     retries: int = 0,
+    breaker: BreakerPolicy | None = None,
 ) -> Gateway:
     """``modelcycle up`` on a fresh home, with deployment ``bench`` and an ``app`` key.
 
@@ -169,7 +171,12 @@ def start_gateway(
         if fallback is not None:
             targets.append(_register(client, "bench-spare", backend, fallback))
         client.deployments.create(
-            "bench", targets[0], fallbacks=targets[1:], timeout_s=timeout_s, retries=retries
+            "bench",
+            targets[0],
+            fallbacks=targets[1:],
+            timeout_s=timeout_s,
+            retries=retries,
+            breaker=breaker,
         )
         key = client.keys.create("bench", Role.APP).key
     return Gateway(server.name, server.url, server.process, key=key, backend=backend)

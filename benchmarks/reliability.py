@@ -12,7 +12,9 @@ dropped connections, answers cut mid-way) and a fallback configured:
 The deployment routes to the failing mock upstream (``--fail-rate 0.3``) with a
 healthy one as its fallback. Streamed requests come first: those the failing
 upstream cuts after their first event must end with an error event, every other
-one must be whole. Then 2,000 whole answers are requested, 16 at a time.
+one must be whole. Then 2,000 whole answers are requested, 16 at a time. The
+circuit breaker is off, so that every request meets the failing upstream first
+(``--breaker`` keeps it on: it then takes that upstream out of routing).
 
     .venv/bin/python benchmarks/reliability.py [--requests 2000]
 """
@@ -26,6 +28,8 @@ import time
 
 import harness
 import httpx
+
+from modelcycle.deploy import BreakerPolicy
 
 
 async def whole(http: httpx.AsyncClient, n: int) -> tuple[bool, float]:
@@ -88,6 +92,12 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=400)
     parser.add_argument("--fail-rate", type=float, default=0.3)
     parser.add_argument("--timeout", type=float, default=1.0, help="the deployment's timeout_s")
+    parser.add_argument(
+        "--breaker",
+        action="store_true",
+        help="keep the circuit breaker on (it soon takes the failing upstream out of routing, "
+        "so fewer requests meet a failure); off by default: every request tries it first",
+    )
     args = parser.parse_args()
     if not harness.openai_backend_installed():
         raise SystemExit("needs the openai backend (an HTTP upstream that can fail for real)")
@@ -96,7 +106,12 @@ def main() -> None:
         failing = harness.start_upstream(stack, "--fail-rate", str(args.fail_rate))
         healthy = harness.start_upstream(stack)
         gateway = harness.start_gateway(
-            stack, failing, backend="openai", fallback=healthy, timeout_s=args.timeout
+            stack,
+            failing,
+            backend="openai",
+            fallback=healthy,
+            timeout_s=args.timeout,
+            breaker=None if args.breaker else BreakerPolicy(failures=0),
         )
         started = time.perf_counter()
         found = asyncio.run(drive(gateway.url, gateway.key, args.requests, args.streams))
@@ -108,7 +123,9 @@ def main() -> None:
     assert isinstance(streams, dict)
     share = ok / args.requests
     bound = 2 * args.timeout + 1.0  # route + fallback, each cut at the timeout, plus slack
+    breaker = "on" if args.breaker else "off: every request meets the failing upstream first"
     print(f"upstream failing {args.fail_rate:.0%} (500, hang, drop, cut), fallback healthy")
+    print(f"circuit breaker {breaker}")
     print(f"whole answers: {ok}/{args.requests} succeeded = {share:.2%}  (goal >= 99.9%)")
     print(f"slowest whole answer: {max_latency:.2f} s  (bound {bound:.1f} s: 2 x timeout_s + 1)")
     print(f"streams: {streams}  (goal: no 'silent'; broken streams end with an error event)")

@@ -126,9 +126,9 @@ class Settings(BaseSettings):
     garbage collector's full passes stop rescanning it; measured to save tens of
     microseconds per request (docs/performance.md)."""
 
-    gc_gen0_threshold: int | None = Field(default=10_000, ge=100)
+    gc_gen0_threshold: int = Field(default=10_000, ge=0)
     """Allocations between young-generation collections in the server (Python's
-    default is 700; ``None`` keeps it): request objects are freed by reference
+    default is 700; 0 keeps it): request objects are freed by reference
     counting, so frequent collections cost CPU and find nothing."""
 
     @field_validator("log_level")

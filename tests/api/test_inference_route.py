@@ -168,3 +168,32 @@ async def test_an_endpoint_with_parameters_it_does_not_know_is_left_to_fastapi(
 
     assert answer.status_code == 200
     assert answer.json()["text"] == "HI"  # the query parameter was honoured
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "Bearer {key}",
+        "bearer {key}",
+        "BEARER {key}",
+        "Bearer  {key}",
+        "Bearer {key} ",
+        "Bearer\t{key}",
+        "Basic {key}",
+        "Token {key}",
+        "Bearer",
+        "Bearer ",
+        "{key}",
+    ],
+)
+async def test_the_bearer_header_is_read_as_the_management_api_reads_it(
+    app: FastAPI, key: str, template: str
+) -> None:
+    headers = {"Authorization": template.format(key=key)}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t", headers=headers
+    ) as client:
+        inference = await client.get("/v1/models")
+        management = await client.get("/api/v1/whoami")  # FastAPI's HTTPBearer
+    assert inference.status_code == management.status_code
+    assert inference.status_code in (200, 401)

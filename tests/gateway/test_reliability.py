@@ -85,11 +85,12 @@ async def test_no_request_outlives_its_timeout(env: Env) -> None:
     elapsed = time.monotonic() - started
 
     assert {a.status_code for a in answers} == {504}
-    # Four attempts (each target once plus one retry), each cut at 0.1 s; the
-    # backoff between retries is tens of milliseconds.
+    # Four attempts (each target once plus one retry), each cut at 0.1 s. Had any
+    # attempt waited for its backend it would take 10 s; the bounds stay far below
+    # that while leaving room for a loaded 2-core machine's scheduling delays.
     assert {e.attempts for e in env.finished.events} == {4}
-    assert max(e.latency_ms for e in env.finished.events) < 4 * 100 + 500
-    assert elapsed < 3
+    assert max(e.latency_ms for e in env.finished.events) < 5_000
+    assert elapsed < 8
 
 
 async def test_streams_under_failures_finish_with_done_or_an_error_never_silently(

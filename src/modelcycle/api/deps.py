@@ -38,14 +38,26 @@ async def inference_principal(request: Request) -> Principal:
     on the event loop; only a miss reads the database, on a worker thread. It
     takes the request alone so that ``InferenceRoute`` can call it directly.
     """
-    credentials = await _bearer(request)
-    if credentials is None or not credentials.credentials:
+    token = _bearer_token(request)
+    if not token:
         raise AuthenticationError("missing API key; pass 'Authorization: Bearer mc_...'")
     services: Services = request.app.state.services
-    cached = services.access.cached_principal(credentials.credentials)
+    cached = services.access.cached_principal(token)
     if cached is not None:
         return cached
-    return await run_in_threadpool(services.access.authenticate, credentials.credentials)
+    return await run_in_threadpool(services.access.authenticate, token)
+
+
+def _bearer_token(request: Request) -> str | None:
+    """What ``HTTPBearer(auto_error=False)`` reads, without building its pydantic model."""
+    authorization = request.headers.get("Authorization")
+    if not authorization:
+        return None
+    scheme, _, credentials = authorization.partition(" ")
+    credentials = credentials.strip()
+    if not (scheme and credentials) or scheme.lower() != "bearer":
+        return None
+    return credentials
 
 
 async def get_inference_principal(

@@ -32,10 +32,11 @@ async def unless_disconnected(
     The request's body must have been read already: the watcher may only ever
     receive the disconnect.
     """
-    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()  # once: each lookup is a getpid() system call
+    task = asyncio.current_task(loop)
     assert task is not None
     watch = _Watch(request, task)
-    timer = asyncio.get_running_loop().call_later(WATCH_AFTER_S, watch.start)
+    timer = loop.call_later(WATCH_AFTER_S, watch.start)
     try:
         return await handler(request)
     except asyncio.CancelledError:

@@ -20,6 +20,7 @@ mapping and ``openai_params`` for the params.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -66,6 +67,7 @@ log = logging.getLogger(__name__)
 CHAT_PATH = "/chat/completions"
 COMPLETIONS_PATH = "/completions"
 EMBEDDINGS_PATH = "/embeddings"
+_DRAIN_TIMEOUT_S = 1.0  # the end of a body sent with [DONE] arrives at once
 
 
 class SecretReader(Protocol):
@@ -328,11 +330,8 @@ class OpenAICompatBackend:
                 yield Chunk(whole.text, tool_calls=whole.tool_calls)
                 yield Chunk("", whole.finish_reason, whole.usage)
                 return
-            async for data in sse_data(response.content.iter_any()):
-                for chunk in reader.feed(data):
-                    yield chunk
-                if reader.done:
-                    break
+            async for chunk in _events(response, reader):
+                yield chunk
             last = reader.last()
             finished = True
             yield last
@@ -378,3 +377,24 @@ def make_factory(
         return OpenAICompatBackend(source, params, secrets)
 
     return factory
+
+
+async def _events(response: aiohttp.ClientResponse, reader: StreamReader) -> AsyncIterator[Chunk]:
+    """The chunks of an SSE body, up to ``[DONE]`` (then the body is read to its end)."""
+    async for data in sse_data(response.content.iter_any()):
+        for chunk in reader.feed(data):
+            yield chunk
+        if reader.done:
+            await _drain(response)
+            return
+
+
+async def _drain(response: aiohttp.ClientResponse) -> None:
+    """Read the body to its end so aiohttp returns the connection to the pool.
+
+    ``[DONE]`` arrives just before the end of the chunked body; releasing the
+    response before reading that end makes aiohttp close a reusable connection.
+    """
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(_DRAIN_TIMEOUT_S):
+            await response.content.read()

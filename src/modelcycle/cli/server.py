@@ -44,7 +44,7 @@ def masked_database_url(settings: Settings) -> str:
 
 def tune_gc(settings: Settings) -> None:
     """The server process's garbage-collector settings (``gc_freeze``, ``gc_gen0_threshold``)."""
-    if settings.gc_gen0_threshold is not None:
+    if settings.gc_gen0_threshold:
         _, middle, old = gc.get_threshold()
         gc.set_threshold(settings.gc_gen0_threshold, middle, old)
     if settings.gc_freeze:

@@ -64,6 +64,7 @@ def test_up_prints_a_working_admin_key_on_first_start_only(tmp_path: Path) -> No
 
     assert f"modelcycle listening on {first.url}" in first.stdout
     assert f"data dir: {home}" in first.stdout
+    assert f"OpenAI-compatible API: {first.url}/v1" in first.stdout
     assert "shown only now" in first.stdout
     assert first.whoami_status == 200
     assert second.admin_key is None

@@ -74,10 +74,13 @@ def up(
     try:
         result = bootstrap(services)
         typer.echo(f"modelcycle listening on http://{settings.host}:{settings.port}")
+        typer.echo(f"  OpenAI-compatible API: http://{settings.host}:{settings.port}/v1")
         typer.echo(f"  data dir: {settings.home}")
         typer.echo(f"  database: {masked_database_url(settings)}")
         if result.default_model_registered:
             typer.echo("  registered the embedded default model (alias: production)")
+        if result.default_deployment_created:
+            typer.echo("  created the deployment 'default' (call it as model=\"default\")")
         if result.admin_key is not None:
             typer.echo("")
             typer.echo(f"admin API key: {result.admin_key}")

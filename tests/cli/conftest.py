@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from cli.runner import Cli
-from e2e.live import LiveServer, free_port, serve
+from e2e.live import LiveServer, free_port
 from modelcycle.access.keys import generate_key
-from modelcycle.services import Services
-from modelcycle.testing.factories import KeyPair
-
-
-@pytest.fixture
-def live_server(modelcycle_services: Services, modelcycle_admin: KeyPair) -> Iterator[LiveServer]:
-    """uvicorn serving the test's services on a free 127.0.0.1 port (SQLite and PostgreSQL)."""
-    with serve(modelcycle_services, modelcycle_admin.key) as server:
-        yield server
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ DEV_STAMP := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 
 .PHONY: run test lint typecheck layers pytest format clean bench-gateway \
-	bench-overhead bench-ttfb bench-memory bench-reliability
+	bench-overhead bench-ttfb bench-memory bench-reliability bench-monitor-queries \
+	bench-trace-writer bench-tracing
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -30,8 +31,8 @@ run: $(RUN_STAMP)
 test: $(DEV_STAMP) lint typecheck layers pytest
 
 lint: $(DEV_STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
 
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy src
@@ -43,8 +44,8 @@ pytest: $(DEV_STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 format: $(DEV_STAMP)
-	$(BIN)/ruff format src tests benchmarks
-	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks examples
+	$(BIN)/ruff check --fix src tests benchmarks examples
 
 # The gateway's performance goals (docs/performance.md); needs wrk. Not part of `make test`.
 # `make -k bench-gateway` runs all four even when one misses its goal.
@@ -57,6 +58,19 @@ BENCH_bench-overhead := gateway_overhead
 BENCH_bench-ttfb := streaming_ttfb
 BENCH_bench-memory := memory_soak
 BENCH_bench-reliability := reliability
+
+# Trace search, trace detail and rollups over 1,000,000 synthetic traces in SQLite (the
+# first run builds and caches the file under the temp dir; docs/design/monitoring.md).
+bench-monitor-queries: $(DEV_STAMP)
+	$(BIN)/python benchmarks/monitor_queries.py
+
+# The trace writer (batched vs one INSERT per trace; SQLite, and PostgreSQL when it answers)
+# and the gateway with tracing on vs off (needs wrk); docs/performance.md.
+bench-trace-writer: $(DEV_STAMP)
+	$(BIN)/python benchmarks/trace_writer.py
+
+bench-tracing: $(DEV_STAMP)
+	$(BIN)/python benchmarks/tracing_overhead.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

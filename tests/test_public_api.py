@@ -23,7 +23,9 @@ def test_top_level_api_is_pinned() -> None:
         "PermissionDenied",
         "ServerError",
         "StoreError",
+        "Tracer",
         "__version__",
+        "trace",
     ]
     assert modelcycle.__all__ == sorted(modelcycle.__all__)
 
@@ -52,6 +54,10 @@ def test_async_client_mirrors_sync_client_method_for_method() -> None:
         (sync_client.Aliases, async_client.Aliases),
         (sync_client.Audit, async_client.Audit),
         (sync_client.Deployments, async_client.Deployments),
+        (sync_client.Alerts, async_client.Alerts),
+        (sync_client.Traces, async_client.Traces),
+        (sync_client.Jobs, async_client.Jobs),
+        (sync_client.Drift, async_client.Drift),
     ]
     for sync_cls, async_cls in pairs:
         sync_methods = _public_methods(sync_cls)

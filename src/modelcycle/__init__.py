@@ -2,9 +2,12 @@
 
 The public SDK surface: ``Client`` and ``AsyncClient`` talk to a modelcycle
 server over HTTP; every error they raise derives from ``ModelcycleError``.
+``trace`` (a ``Tracer``) records the application's own spans and sends them to
+the server's OTLP endpoint.
 """
 
 from modelcycle.client import AsyncClient, Client
+from modelcycle.client.tracing import Tracer, trace
 from modelcycle.errors import (
     AuthenticationError,
     Conflict,
@@ -32,5 +35,7 @@ __all__ = [
     "PermissionDenied",
     "ServerError",
     "StoreError",
+    "Tracer",
     "__version__",
+    "trace",
 ]

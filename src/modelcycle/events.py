@@ -8,8 +8,10 @@ hook is logged and swallowed so that a plugin cannot undo a committed change.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from modelcycle.types import JSONObject
 
@@ -109,7 +111,8 @@ class RequestFinished:
     endpoint: str
     """``chat.completions``, ``completions`` or ``embeddings``."""
     model: str | None
-    """The registry model that served the request (``None`` when none did)."""
+    """The registry model that served the request, or the last one tried when every
+    route failed (``None`` when none was called)."""
     version: int | None
     route: str | None
     """``primary``, ``canary`` or ``fallback``."""
@@ -128,6 +131,56 @@ class RequestFinished:
     at: datetime
     cache_hit: bool = False
     """Answered from the deployment's response cache (no backend was called)."""
+    project_id: int = 0
+    trace_id: str | None = None
+    """The W3C trace id the request arrived with (``traceparent``); ``None``: its own."""
+    parent_span_id: str | None = None
+    user: str | None = None
+    session: str | None = None
+    metadata: Mapping[str, Any] | None = None
+    """The ``X-Modelcycle-Metadata`` object."""
+    input: Any = None
+    """The request's messages (``modelcycle.backends.Message``), prompt or prompts, as
+    the gateway received them; serialised by consumers, off the request path."""
+    output: str | tuple[str, ...] | None = None
+    """The answer's text (one per choice when there are several)."""
+    params: Any = None
+    """The request's ``modelcycle.backends.GenerationParams``."""
+    error_message: str | None = None
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    guard: str | None = None
+    """The guard stage's decision (``allow``, ``flag``, ``redact``, ``block``), if any."""
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFired:
+    """An alert rule changed state: it fired (``state="firing"``) or resolved (``"resolved"``).
+
+    Emitted once per transition (never again while the state holds), for the
+    automation stage and notification plugins.
+    """
+
+    project: str
+    rule: str
+    metric: str
+    state: str
+    severity: str
+    value: float | None
+    threshold: float
+    deployment: str | None
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DriftDetected:
+    """A drift check found at least one metric past its threshold."""
+
+    project: str
+    deployment: str | None
+    report_id: int
+    metrics: tuple[str, ...]
+    at: datetime
 
 
 Event = (
@@ -138,4 +191,6 @@ Event = (
     | AuditRecorded
     | DeploymentChanged
     | RequestFinished
+    | AlertFired
+    | DriftDetected
 )

@@ -68,6 +68,16 @@ def modelcycle_request_finished(event: events.RequestFinished) -> None:
 
 
 @hookspec
+def modelcycle_alert_fired(event: events.AlertFired) -> None:
+    """React to an alert rule that fired or resolved (``event.state``)."""
+
+
+@hookspec
+def modelcycle_drift_detected(event: events.DriftDetected) -> None:
+    """React to a drift check that found a metric past its threshold."""
+
+
+@hookspec
 def modelcycle_check_version(  # type: ignore[empty-body]
     backend: str, source: str, params: Mapping[str, Any]
 ) -> list[str]:

@@ -36,6 +36,8 @@ _DISPATCH: dict[type[Any], str] = {
     events.AuditRecorded: "modelcycle_audit_recorded",
     events.DeploymentChanged: "modelcycle_deployment_changed",
     events.RequestFinished: "modelcycle_request_finished",
+    events.AlertFired: "modelcycle_alert_fired",
+    events.DriftDetected: "modelcycle_drift_detected",
 }
 
 

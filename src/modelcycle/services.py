@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
@@ -15,13 +17,24 @@ from modelcycle.deploy import DeploymentReferences, Deployments, DeploymentSpec,
 from modelcycle.errors import MissingExtra
 from modelcycle.gateway import Gateway, Resolver
 from modelcycle.gateway.limits import Limits
+from modelcycle.jobs import Handler, JobContext, Jobs, Scheduler, Worker
+from modelcycle.monitor import Recorder, SpanWriter
+from modelcycle.monitor.alerts import AlertOptions, Alerts
+from modelcycle.monitor.drift import Drift
+from modelcycle.monitor.feedback import TraceFeedback
+from modelcycle.monitor.metrics import Metrics
+from modelcycle.monitor.queries import Traces
+from modelcycle.monitor.retention import MonitorPolicies, purge_expired
 from modelcycle.plugins import EventBus, build_plugin_manager
 from modelcycle.registry import Aliases, Registry, VersionCreate
 from modelcycle.settings import Settings
 from modelcycle.store import Store
 from modelcycle.store.migrate import upgrade
-from modelcycle.store.tables import DeploymentRow, ModelRow, ProjectRow
+from modelcycle.store.tables import DeploymentRow, ModelRow, ProjectRow, utcnow
 from modelcycle.types import ROOT_PROJECT, BackendKind, Role
+
+if TYPE_CHECKING:
+    from modelcycle.monitor.otel_export import OtlpExport
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +75,23 @@ class Services:
     gateway: Gateway
     builtin_backends: BuiltinBackends
     secrets: Secrets
+    recorder: Recorder
+    jobs: Jobs
+    scheduler: Scheduler
+    drift: Drift
+    traces: Traces
+    feedback: TraceFeedback
+    monitor_policies: MonitorPolicies
+    alerts: Alerts
+    metrics: Metrics
+    otlp: OtlpExport | None
+    """The OTLP exporter when ``otlp_endpoint`` is set."""
 
     def close(self) -> None:
-        """Release pooled connections and loaded models."""
+        """Write queued traces, release pooled connections and loaded models."""
+        self.recorder.close()
+        if self.otlp is not None:
+            self.otlp.shutdown()  # after the recorder: its last batches go out too
         self.builtin_backends.close()
         self.store.dispose()
 
@@ -81,7 +108,8 @@ class BootstrapResult:
 def build_services(settings: Settings, *, plugins: Iterable[object] = ()) -> Services:
     """Wire the store, plugin manager and services; touches nothing on disk but the DB file."""
     store = Store(settings.resolved_database_url, busy_timeout_s=settings.sqlite_busy_timeout_s)
-    secrets = Secrets(store, SecretCipher.from_settings(settings))
+    cipher = SecretCipher.from_settings(settings)
+    secrets = Secrets(store, cipher)
     builtin_backends = BuiltinBackends(home=settings.home, secrets=secrets)
     # Built-ins first: plugins registered later override them (e.g. a backend kind).
     builtins = [DeploymentReferences(store), builtin_backends, *plugins]
@@ -92,6 +120,24 @@ def build_services(settings: Settings, *, plugins: Iterable[object] = ()) -> Ser
     gateway = Gateway(
         deployments, resolver, BackendPool(bus.manager), bus, limits=Limits.from_settings(settings)
     )
+    recorder = Recorder(
+        SpanWriter(store),
+        spill_dir=settings.home / "spill",
+        queue_size=settings.trace_queue_size,
+        batch_size=settings.trace_batch_size,
+        flush_interval_s=settings.trace_flush_interval_s,
+        replay_interval_s=settings.spill_replay_interval_s,
+        content=settings.trace_content,
+        enabled=settings.tracing,
+    )
+    bus.manager.register(recorder, name="modelcycle.monitor.recorder")
+    metrics = Metrics(recorder, inventory=builtin_backends.loaded_models)
+    recorder.observers.append(metrics.observe)
+    otlp = _otlp_export(settings, metrics)
+    if otlp is not None:
+        recorder.observers.append(otlp.observe)
+    jobs = Jobs(store)
+    scheduler = Scheduler(store, jobs)
     return Services(
         settings=settings,
         store=store,
@@ -104,7 +150,26 @@ def build_services(settings: Settings, *, plugins: Iterable[object] = ()) -> Ser
         gateway=gateway,
         builtin_backends=builtin_backends,
         secrets=secrets,
+        recorder=recorder,
+        jobs=jobs,
+        scheduler=scheduler,
+        drift=Drift(store, bus, scheduler),
+        traces=Traces(store),
+        feedback=TraceFeedback(store, recorder.writer),
+        monitor_policies=MonitorPolicies(store),
+        alerts=Alerts(store, bus, cipher, AlertOptions.from_settings(settings)),
+        metrics=metrics,
+        otlp=otlp,
     )
+
+
+def _otlp_export(settings: Settings, metrics: Metrics) -> OtlpExport | None:
+    """The OTLP exporter when configured (imported only then: the SDK is an extra)."""
+    if not settings.otlp_endpoint:
+        return None
+    from modelcycle.monitor.otel_export import OtlpExport
+
+    return OtlpExport(settings.otlp_endpoint, metrics)
 
 
 def bootstrap(services: Services) -> BootstrapResult:
@@ -116,6 +181,7 @@ def bootstrap(services: Services) -> BootstrapResult:
     generated = services.access.bootstrap(admin)
     registered = settings.register_default_model and _register_default_model(services)
     deployed = registered and _create_default_deployment(services)
+    ensure_default_schedules(services)
     return BootstrapResult(
         admin_key=generated,
         default_model_registered=registered,
@@ -200,3 +266,53 @@ def _create_default_deployment(services: Services) -> bool:
         ),
     )
     return True
+
+
+# -- background work -------------------------------------------------------------------
+
+FINISHED_JOBS_KEPT_DAYS = 14
+"""Finished jobs (and their logs) are deleted this many days after they ended."""
+
+
+def job_handlers(services: Services) -> dict[str, Handler]:
+    """The built-in job kinds and what runs them (``modelcycle worker`` serves these)."""
+
+    def retention(_context: JobContext) -> dict[str, object]:
+        return {"spans_deleted": purge_expired(services.store)}
+
+    def evaluate_alerts(_context: JobContext) -> dict[str, object]:
+        return {"transitions": services.alerts.evaluate_all()}
+
+    def purge_jobs(context: JobContext) -> dict[str, object]:
+        days = int(context.payload.get("keep_days", FINISHED_JOBS_KEPT_DAYS))
+        cutoff = utcnow() - timedelta(days=days)
+        return {"jobs_deleted": services.jobs.purge(finished_before=cutoff)}
+
+    return {
+        "drift.check": services.drift.handle_job,
+        "monitor.retention": retention,
+        "alerts.evaluate": evaluate_alerts,
+        "jobs.purge": purge_jobs,
+    }
+
+
+def ensure_default_schedules(services: Services) -> None:
+    """The platform's recurring jobs: retention and job clean-up daily, alerts often."""
+    scheduler = services.scheduler
+    day = 86_400
+    scheduler.ensure("platform:monitor.retention", "monitor.retention", {}, interval_s=day)
+    scheduler.ensure("platform:jobs.purge", "jobs.purge", {}, interval_s=day)
+    alerts_every = max(1, round(services.settings.alert_interval_s))
+    scheduler.ensure("platform:alerts.evaluate", "alerts.evaluate", {}, interval_s=alerts_every)
+
+
+def build_worker(
+    services: Services, *, owner: str | None = None, run_schedules: bool = True
+) -> Worker:
+    """A worker over the built-in handlers; ``run_schedules`` makes it enqueue due schedules."""
+    return Worker(
+        services.jobs,
+        job_handlers(services),
+        owner=owner,
+        scheduler=services.scheduler if run_schedules else None,
+    )

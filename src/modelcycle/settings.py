@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     """Largest accepted request body on the management API, in bytes."""
 
+    otlp_max_body_bytes: int = Field(default=8 * 1_048_576, ge=1024)
+    """Largest accepted body on ``POST /v1/traces`` (OTLP trace ingest), in bytes; a
+    gzipped body may inflate to four times this."""
+
     register_default_model: bool = True
     """Register the embedded default model on first start."""
 
@@ -130,6 +134,49 @@ class Settings(BaseSettings):
     """Allocations between young-generation collections in the server (Python's
     default is 700; 0 keeps it): request objects are freed by reference
     counting, so frequent collections cost CPU and find nothing."""
+
+    tracing: bool = True
+    """Record every gateway request as a trace (``False`` turns recording off)."""
+
+    trace_content: bool = True
+    """Store request inputs and outputs on traces (``False``: metadata and counts only)."""
+
+    trace_queue_size: int = Field(default=100_000, ge=1)
+    """Traces waiting to be written, at most; beyond it new ones are dropped and counted
+    (``modelcycle_traces_dropped_total``) so the request path never blocks."""
+
+    trace_batch_size: int = Field(default=2_000, ge=1, le=50_000)
+    """Spans written per database transaction, at most."""
+
+    trace_flush_interval_s: float = Field(default=0.2, gt=0, le=60)
+    """How often the trace writer wakes up to write what is queued."""
+
+    spill_replay_interval_s: float = Field(default=5.0, gt=0)
+    """How often spans spilled to disk while the database was unavailable are retried."""
+
+    worker: bool = True
+    """``modelcycle up`` also runs the background worker (jobs, drift checks, alerts,
+    retention) in its process tree."""
+
+    alert_interval_s: float = Field(default=30.0, gt=0)
+    """How often alert rules are evaluated by the worker."""
+
+    webhook_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    """How long an alert webhook delivery may take before it counts as failed."""
+
+    webhook_allow_private: bool = True
+    """Allow alert webhooks to loopback and private addresses (set ``False`` where
+    users who are not operators create alert rules)."""
+
+    metrics_require_key: bool = False
+    """Ask for a ``viewer`` key (or higher) on ``GET /metrics``. Off by default, like
+    ``/healthz``: scrapers rarely carry credentials and the series hold counts and
+    deployment names, never inputs, outputs, users or keys."""
+
+    otlp_endpoint: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    """Also export traces and request metrics to this OpenTelemetry collector over
+    OTLP/HTTP, e.g. ``http://collector:4318`` (``/v1/traces`` and ``/v1/metrics`` are
+    appended); needs ``pip install 'modelcycle[otel]'``. Unset: no export."""
 
     @field_validator("log_level")
     @classmethod

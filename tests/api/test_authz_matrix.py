@@ -3,9 +3,10 @@
 Design, as a user relies on it:
 
 * no key, or a bad one: 401 everywhere;
-* ``app`` keys: inference only, 403 on every management endpoint but ``whoami``;
-* ``viewer``: reads models, versions, aliases, lineage and history; 403 on every
-  mutation and on keys and audit;
+* ``app`` keys: inference, ``whoami`` and feedback on traces (applications relay
+  their users' ratings); 403 on every other management endpoint;
+* ``viewer``: reads models, versions, aliases, lineage, history, traces and rollups;
+  403 on every mutation but feedback, and on keys and audit;
 * ``maintainer``: also changes the registry; 403 on keys, audit and projects;
 * ``admin``: everything in its own project; only admins of the root project
   create projects and reach other projects' keys and audit entries;
@@ -19,8 +20,10 @@ adds to it.
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,9 @@ from sqlalchemy import func, select
 from modelcycle.access import Principal
 from modelcycle.api import create_app
 from modelcycle.deploy import DeploymentSpec
+from modelcycle.monitor import SpanRecord
+from modelcycle.monitor.alert_rules import AlertRuleCreate
+from modelcycle.monitor.drift_schemas import DriftCheck, DriftScheduleCreate
 from modelcycle.services import Services
 from modelcycle.store.tables import AuditEntryRow
 from modelcycle.testing import (
@@ -478,6 +484,274 @@ ENDPOINTS: list[Endpoint] = [
         204,
         HIDDEN,
         lambda e, p: Call(f"/api/v1/secrets/{_secret(e, p)}"),
+    ),
+]
+
+# -- jobs and drift (issue 4, monitoring: helper D) ----------------------------------
+
+JOB = "/api/v1/jobs/{job_id}"
+
+
+def _job(env: Env, project: str) -> int:
+    """A queued job of ``project`` whose payload carries the project's marker."""
+    payload = {"note": MARKER if project == TEAM_B else project}
+    return env.services.jobs.enqueue(
+        "matrix.noop", payload, project_id=env.admins[project].project_id, actor="test"
+    ).id
+
+
+def _drift_report(env: Env, project: str) -> int:
+    deployment = MARKER if project == TEAM_B else f"dep-{project}"
+    check = DriftCheck(deployment=deployment, metrics=["input_length"])
+    return env.services.drift.run(env.admins[project].project_id, check, actor="test").id
+
+
+def _drift_schedule(env: Env, project: str) -> str:
+    name = env.fresh("every-hour")
+    body = DriftScheduleCreate(name=name, interval_s=3600)
+    env.services.drift.schedule(env.admins[project], body)
+    return name
+
+
+ENDPOINTS += [
+    Endpoint("GET", "/api/v1/jobs", Role.VIEWER, 200, UNSCOPED, lambda e, p: Call("/api/v1/jobs")),
+    Endpoint("GET", JOB, Role.VIEWER, 200, HIDDEN, lambda e, p: Call(f"/api/v1/jobs/{_job(e, p)}")),
+    Endpoint(
+        "GET",
+        JOB + "/events",
+        Role.VIEWER,
+        200,
+        HIDDEN,
+        lambda e, p: Call(f"/api/v1/jobs/{_job(e, p)}/events"),
+    ),
+    Endpoint(
+        "POST",
+        JOB + "/cancel",
+        Role.MAINTAINER,
+        200,
+        HIDDEN,
+        lambda e, p: Call(f"/api/v1/jobs/{_job(e, p)}/cancel"),
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/drift/checks",
+        Role.MAINTAINER,
+        201,
+        UNSCOPED,
+        lambda e, p: Call(
+            "/api/v1/drift/checks", json={"deployment": f"dep-{p}", "metrics": ["language"]}
+        ),
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/drift/reports",
+        Role.VIEWER,
+        200,
+        UNSCOPED,
+        lambda e, p: Call("/api/v1/drift/reports"),
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/drift/reports/{report_id}",
+        Role.VIEWER,
+        200,
+        HIDDEN,
+        lambda e, p: Call(f"/api/v1/drift/reports/{_drift_report(e, p)}"),
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/drift/schedules",
+        Role.MAINTAINER,
+        201,
+        UNSCOPED,
+        lambda e, p: Call(
+            "/api/v1/drift/schedules", json={"name": e.fresh("sched"), "interval_s": 600}
+        ),
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/drift/schedules",
+        Role.VIEWER,
+        200,
+        UNSCOPED,
+        lambda e, p: Call("/api/v1/drift/schedules"),
+    ),
+    Endpoint(
+        "DELETE",
+        "/api/v1/drift/schedules/{name}",
+        Role.MAINTAINER,
+        204,
+        HIDDEN,
+        lambda e, p: Call(f"/api/v1/drift/schedules/{_drift_schedule(e, p)}"),
+    ),
+]
+
+
+# -- alerts (issue 4, monitoring: helper E) ------------------------------------------
+
+ALERT = "/api/v1/alerts/{rule_id}"
+
+
+def _alert(env: Env, project: str, name: str | None = None) -> int:
+    """A rule of ``project`` that never fires (a team-b rule's name carries the marker)."""
+    body = AlertRuleCreate(
+        name=name or env.fresh(MARKER if project == TEAM_B else "alert"),
+        metric="requests",
+        op=">",
+        threshold=1e12,
+    )
+    return env.services.alerts.create(env.admins[project], body).id
+
+
+def _alert_to_create(env: Env, project: str) -> dict[str, Any]:
+    # In the other project's scope: a rule name taken there is still free here.
+    name = env.fresh("new-alert")
+    if project == TEAM_B:
+        _alert(env, project, name)
+    return {"name": name, "metric": "error_rate", "op": ">", "threshold": 0.5}
+
+
+ENDPOINTS += [
+    Endpoint(
+        "POST",
+        "/api/v1/alerts",
+        Role.MAINTAINER,
+        201,
+        UNSCOPED,
+        lambda e, p: Call("/api/v1/alerts", json=_alert_to_create(e, p)),
+    ),
+    Endpoint(
+        "GET", "/api/v1/alerts", Role.VIEWER, 200, UNSCOPED, lambda e, p: Call("/api/v1/alerts")
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/alerts/evaluate",
+        Role.MAINTAINER,
+        200,
+        UNSCOPED,
+        lambda e, p: Call("/api/v1/alerts/evaluate"),
+    ),
+    Endpoint(
+        "GET", ALERT, Role.VIEWER, 200, HIDDEN, lambda e, p: Call(f"/api/v1/alerts/{_alert(e, p)}")
+    ),
+    Endpoint(
+        "PATCH",
+        ALERT,
+        Role.MAINTAINER,
+        200,
+        HIDDEN,
+        lambda e, p: Call(f"/api/v1/alerts/{_alert(e, p)}", json={"threshold": 2e12}),
+    ),
+    Endpoint(
+        "DELETE",
+        ALERT,
+        Role.MAINTAINER,
+        204,
+        HIDDEN,
+        lambda e, p: Call(f"/api/v1/alerts/{_alert(e, p)}"),
+    ),
+    Endpoint(
+        "GET",
+        ALERT + "/events",
+        Role.VIEWER,
+        200,
+        HIDDEN,
+        lambda e, p: Call(f"/api/v1/alerts/{_alert(e, p)}/events"),
+    ),
+]
+
+
+# -- traces, feedback, rollups, monitoring policy (issue 4, monitoring: helper B) -------
+
+TRACE = "/api/v1/traces/{trace_id}"
+
+
+def _trace(env: Env, project: str) -> str:
+    """A gateway trace of ``project``, recorded just now (team-b's text carries the marker)."""
+    principal = env.admins[project]
+    trace_id = uuid.uuid4().hex
+    now = datetime.now(UTC)
+    env.services.recorder.writer.write(
+        [
+            SpanRecord(
+                project_id=principal.project_id,
+                trace_id=trace_id,
+                span_id=trace_id[:16],
+                name="chat.completions chat",
+                kind="llm",
+                source="gateway",
+                start_time=now - timedelta(seconds=1),
+                end_time=now,
+                duration_ms=1000.0,
+                status="ok",
+                deployment=f"dep-{project}",
+                model="common",
+                version=1,
+                input=f"question from {MARKER if project == TEAM_B else project}",
+            )
+        ]
+    )
+    return trace_id
+
+
+def _traces_found(env: Env, response: httpx.Response) -> None:
+    assert response.json()["data"], "the caller's own traces are listed"
+
+
+def _traces_call(env: Env, project: str) -> Call:
+    # Traces in every project the callers belong to, so a list is never trivially empty.
+    for owner in {project, TEAM_A, ROOT_PROJECT}:
+        _trace(env, owner)
+    return Call("/api/v1/traces", check=_traces_found)
+
+
+ENDPOINTS += [
+    Endpoint(
+        "GET",
+        "/api/v1/traces",
+        Role.VIEWER,
+        200,
+        UNSCOPED,
+        _traces_call,
+    ),
+    Endpoint(
+        "GET", TRACE, Role.VIEWER, 200, HIDDEN, lambda e, p: Call(f"/api/v1/traces/{_trace(e, p)}")
+    ),
+    # Applications relay their users' ratings: app keys may send feedback.
+    Endpoint(
+        "POST",
+        TRACE + "/feedback",
+        Role.APP,
+        201,
+        HIDDEN,
+        lambda e, p: Call(f"/api/v1/traces/{_trace(e, p)}/feedback", json={"thumbs": 1}),
+    ),
+    Endpoint(
+        "GET",
+        TRACE + "/feedback",
+        Role.VIEWER,
+        200,
+        HIDDEN,
+        lambda e, p: Call(f"/api/v1/traces/{_trace(e, p)}/feedback"),
+    ),
+    Endpoint(
+        "GET", "/api/v1/rollups", Role.VIEWER, 200, UNSCOPED, lambda e, p: Call("/api/v1/rollups")
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/monitor/policy",
+        Role.VIEWER,
+        200,
+        UNSCOPED,
+        lambda e, p: Call("/api/v1/monitor/policy"),
+    ),
+    Endpoint(
+        "PUT",
+        "/api/v1/monitor/policy",
+        Role.ADMIN,
+        200,
+        UNSCOPED,
+        lambda e, p: Call("/api/v1/monitor/policy", json={"retention_days": 30}),
     ),
 ]
 

@@ -60,7 +60,13 @@ async def test_when_everything_fails_the_client_gets_502_upstream_error(env: Env
     assert caught.value.type == "upstream_error"
     assert "failed after 2 attempt(s)" in caught.value.message
     [event] = env.finished.events
-    assert (event.status, event.status_code, event.model, event.route) == ("error", 502, None, None)
+    # The failure counts against the last version tried (error rates per version).
+    assert (event.status, event.status_code, event.model, event.route) == (
+        "error",
+        502,
+        "b2",
+        "fallback",
+    )
 
 
 async def test_a_slow_backend_times_out_with_504(env: Env) -> None:

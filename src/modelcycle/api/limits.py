@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import orjson
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,11 +23,15 @@ class BodyTooLarge(HTTPException):
 
 
 class BodySizeLimit:
-    """Refuse bodies over ``max_bytes``: by Content-Length up front, else while streaming."""
+    """Refuse bodies over ``max_bytes``: by Content-Length up front, else while streaming.
 
-    def __init__(self, app: ASGIApp, max_bytes: int):
+    ``path_limits`` gives some paths a limit of their own (OTLP batches are larger).
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, path_limits: Mapping[str, int] | None = None):
         self.app = app
         self.max_bytes = max_bytes
+        self.path_limits = dict(path_limits or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check the declared length, then count the bytes actually received."""
@@ -36,8 +42,9 @@ class BodySizeLimit:
             # Neither database can store NUL in text; refuse it before any lookup.
             await _send_error(send, 400, "the URL contains a NUL character (%00)", "nul_in_url")
             return
-        if self._declared_too_large(scope):
-            await self._refuse(send)
+        max_bytes = self.path_limits.get(scope.get("path", ""), self.max_bytes)
+        if self._declared_too_large(scope, max_bytes):
+            await self._refuse(send, max_bytes)
             return
         received = 0
         started = False
@@ -47,8 +54,8 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLarge(self.max_bytes)
+                if received > max_bytes:
+                    raise BodyTooLarge(max_bytes)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -60,16 +67,16 @@ class BodySizeLimit:
             await self.app(scope, counting_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await self._refuse(send)
+                await self._refuse(send, max_bytes)
 
-    def _declared_too_large(self, scope: Scope) -> bool:
+    def _declared_too_large(self, scope: Scope, max_bytes: int) -> bool:
         for name, value in scope.get("headers", ()):
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+            if name == b"content-length" and value.isdigit() and int(value) > max_bytes:
                 return True
         return False
 
-    async def _refuse(self, send: Send) -> None:
-        message = f"request body is larger than {self.max_bytes} bytes"
+    async def _refuse(self, send: Send, max_bytes: int) -> None:
+        message = f"request body is larger than {max_bytes} bytes"
         await _send_error(send, 413, message, "body_too_large")
 
 

@@ -19,6 +19,17 @@ from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
+class ResidentModel:
+    """A model held in this process's memory by a backend (read by ``/metrics``)."""
+
+    kind: str
+    source: str
+    size_bytes: int | None
+    """Bytes of its weights where the backend knows them (a GGUF file's size, a
+    transformers model's parameters and buffers); ``None`` otherwise."""
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     """One chat message, its content flattened to text."""
 

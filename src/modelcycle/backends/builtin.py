@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from modelcycle.backends import hf
+from modelcycle.backends.base import ResidentModel
 from modelcycle.backends.llamacpp import Engines, make_factory
 from modelcycle.backends.mock import MockBackend
 from modelcycle.backends.openai_compat import SecretReader
@@ -41,6 +42,10 @@ class BuiltinBackends:
     ) -> list[str]:
         """No plain-text credentials; well-formed ``openai`` and ``transformers`` versions."""
         return [*check_version(backend, source, params), *hf.check_version(backend, params)]
+
+    def loaded_models(self) -> list[ResidentModel]:
+        """The models this process holds in memory (``/metrics``: modelcycle_backend_loaded)."""
+        return [*self.engines.loaded(), *self.transformers.loaded()]
 
     def close(self) -> None:
         """Free loaded models."""

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from modelcycle.backends.base import ResidentModel
 from modelcycle.errors import MissingExtra, UpstreamError
 
 T = TypeVar("T")
@@ -64,6 +65,11 @@ class Engine:
                 raise UpstreamError(f"cannot load GGUF model {self.source}: {exc}") from exc
         return self._llm
 
+    @property
+    def is_loaded(self) -> bool:
+        """Whether the model is in memory now."""
+        return self._llm is not None
+
     async def run(self, work: Callable[[], T]) -> T:
         """Run ``work`` on the engine's thread, after the calls queued before it."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, work)
@@ -103,6 +109,22 @@ class Engines:
                 engine = Engine(source, n_ctx, n_threads, embedding=embedding, pooling=pooling)
                 self._engines[key] = engine
             return engine
+
+    def loaded(self) -> list[ResidentModel]:
+        """Each GGUF file in memory once, sized as the file (its weights are mapped from it).
+
+        Engines of the same file (generation, embeddings) share those pages.
+        """
+        with self._lock:
+            sources = sorted({e.source for e in self._engines.values() if e.is_loaded})
+        found = []
+        for source in sources:
+            try:
+                size: int | None = Path(source).stat().st_size
+            except OSError:
+                size = None
+            found.append(ResidentModel("llamacpp", source, size))
+        return found
 
     def close(self) -> None:
         """Close every engine."""

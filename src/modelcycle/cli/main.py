@@ -8,7 +8,21 @@ from __future__ import annotations
 
 import typer
 
-from modelcycle.cli import aliases, audit, db, deploy, keys, models, projects, secrets, server
+from modelcycle.cli import (
+    alerts,
+    aliases,
+    audit,
+    db,
+    deploy,
+    drift,
+    keys,
+    models,
+    projects,
+    secrets,
+    server,
+    traces,
+    worker,
+)
 from modelcycle.cli.loadtest import loadtest
 from modelcycle.cli.output import OneLineErrors
 
@@ -21,6 +35,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command("up")(server.up)
+app.command("worker")(worker.worker)
 app.command("whoami")(keys.whoami)
 app.command("loadtest")(loadtest)
 app.add_typer(db.app, name="db")
@@ -30,7 +45,11 @@ app.add_typer(models.app, name="models")
 app.add_typer(aliases.app, name="aliases")
 app.add_typer(audit.app, name="audit")
 app.add_typer(deploy.app, name="deploy")
+app.add_typer(alerts.app, name="alerts")
 app.add_typer(secrets.app, name="secrets")
+app.add_typer(traces.app, name="traces")
+app.add_typer(drift.app, name="drift")
+app.add_typer(traces.feedback_app, name="feedback")
 
 
 def main() -> None:

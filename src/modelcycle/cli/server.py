@@ -69,14 +69,21 @@ def up(
     config: ConfigOption = None,
 ) -> None:
     """Migrate the database, create the first admin key if needed, and serve the API."""
+    from modelcycle.cli.worker import spawn_worker, stop_worker  # it imports this module
+
     settings = load_settings(config, host=host, port=port)
     services = local_services(settings)
+    worker = None
     try:
         result = bootstrap(services)
+        # After bootstrap: the worker needs the migrated schema.
+        worker = spawn_worker(config) if settings.worker else None
         typer.echo(f"modelcycle listening on http://{settings.host}:{settings.port}")
         typer.echo(f"  OpenAI-compatible API: http://{settings.host}:{settings.port}/v1")
         typer.echo(f"  data dir: {settings.home}")
         typer.echo(f"  database: {masked_database_url(settings)}")
+        if worker is not None:
+            typer.echo(f"  background worker: pid {worker.pid} (modelcycle worker)")
         if result.default_model_registered:
             typer.echo("  registered the embedded default model (alias: production)")
         if result.default_deployment_created:
@@ -102,4 +109,6 @@ def up(
         # uvicorn shuts down gracefully on Ctrl-C, then re-raises the signal.
         typer.echo("stopped", err=True)
     finally:
+        if worker is not None:
+            stop_worker(worker)
         services.close()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import builtins
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
@@ -34,6 +36,10 @@ from modelcycle.deploy import (
     DeploymentLimits,
     DeploymentRevision,
 )
+from modelcycle.jobs import JobEventView, JobView
+from modelcycle.monitor.alert_rules import AlertEvaluation, AlertEvent, AlertRule
+from modelcycle.monitor.drift_schemas import DriftReport, DriftSchedule
+from modelcycle.monitor.trace_schemas import Feedback, MonitorPolicy, Rollups, Trace, TracePage
 from modelcycle.registry import Alias, AliasMove, Lineage, Model, ModelVersion
 from modelcycle.types import BackendKind, Role
 
@@ -67,6 +73,10 @@ class AsyncClient:
         self.aliases = Aliases(self)
         self.audit = Audit(self)
         self.deployments = Deployments(self)
+        self.alerts = Alerts(self)
+        self.traces = Traces(self)
+        self.jobs = Jobs(self)
+        self.drift = Drift(self)
 
     async def run(self, call: calls.Call[T]) -> T:
         """Send one call and parse its answer; errors raise ``ModelcycleError``."""
@@ -384,3 +394,291 @@ class Deployments:
     async def revisions(self, name: str) -> builtins.list[DeploymentRevision]:
         """Every configuration the deployment has had, oldest first."""
         return await self._c.run(calls.deployment_revisions(name))
+
+
+class Alerts:
+    """Alert rules: conditions on metrics that fire, resolve and notify webhooks.
+
+    Rules are named by id or by name (``"high-errors"``).
+    """
+
+    def __init__(self, client: AsyncClient):
+        self._c = client
+
+    async def create(
+        self,
+        name: str,
+        *,
+        metric: str,
+        op: str,
+        threshold: float,
+        window_s: int = 300,
+        deployment: str | None = None,
+        version: int | None = None,
+        min_requests: int | None = None,
+        severity: str = "warning",
+        channels: Sequence[calls.ChannelSpec] | None = None,
+        enabled: bool = True,
+    ) -> AlertRule:
+        """Create a rule, e.g. ``metric="error_rate", op=">", threshold=0.1``."""
+        fields = {
+            "name": name,
+            "metric": metric,
+            "op": op,
+            "threshold": threshold,
+            "window_s": window_s,
+            "deployment": deployment,
+            "version": version,
+            "min_requests": min_requests,
+            "severity": severity,
+            "enabled": enabled,
+        }
+        return await self._c.run(calls.create_alert(fields, channels))
+
+    async def list(
+        self, *, name: str | None = None, state: str | None = None
+    ) -> builtins.list[AlertRule]:
+        """Rules of the project, oldest first; ``state="firing"`` for those firing."""
+        return await self._c.collect(calls.list_alerts(name, state))
+
+    async def get(self, rule: int | str) -> AlertRule:
+        """One rule and its state."""
+        return await self._c.run(calls.get_alert(await self._id(rule)))
+
+    async def update(
+        self,
+        rule: int | str,
+        *,
+        metric: str | None = None,
+        op: str | None = None,
+        threshold: float | None = None,
+        window_s: int | None = None,
+        deployment: str | calls.Keep | None = calls.KEEP,
+        version: int | calls.Keep | None = calls.KEEP,
+        min_requests: int | None = None,
+        severity: str | None = None,
+        channels: Sequence[calls.ChannelSpec] | None = None,
+        enabled: bool | None = None,
+    ) -> AlertRule:
+        """Change the fields given (``deployment=None``: every deployment)."""
+        fields = calls.alert_changes(
+            metric=metric,
+            op=op,
+            threshold=threshold,
+            window_s=window_s,
+            deployment=deployment,
+            version=version,
+            min_requests=min_requests,
+            severity=severity,
+            enabled=enabled,
+        )
+        return await self._c.run(calls.update_alert(await self._id(rule), fields, channels))
+
+    async def delete(self, rule: int | str) -> None:
+        """Delete a rule and its events."""
+        await self._c.run(calls.delete_alert(await self._id(rule)))
+
+    async def events(self, rule: int | str) -> builtins.list[AlertEvent]:
+        """The rule's transitions and their deliveries, newest first."""
+        return await self._c.collect(calls.alert_events(await self._id(rule)))
+
+    async def evaluate(self) -> AlertEvaluation:
+        """Evaluate the project's rules now; returns the transitions."""
+        return await self._c.run(calls.evaluate_alerts())
+
+    async def _id(self, rule: int | str) -> int:
+        if isinstance(rule, int):
+            return rule
+        return calls.rule_id_of(rule, await self._c.collect(calls.list_alerts(rule, None)))
+
+
+class Traces:
+    """Traces of gateway requests and traced applications, their feedback and rollups."""
+
+    def __init__(self, client: AsyncClient):
+        self._c = client
+
+    async def list(
+        self,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        deployment: str | None = None,
+        model: str | None = None,
+        version: int | None = None,
+        status: str | None = None,
+        route: str | None = None,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        key_id: int | None = None,
+        text: str | None = None,
+        guard: str | None = None,
+        has_feedback: bool | None = None,
+        min_score: float | None = None,
+        max_score: float | None = None,
+        thumbs: int | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> TracePage:
+        """One page of matching traces, newest first (the last 24 hours by default).
+
+        Pass the page's ``next_cursor`` as ``cursor`` (with the same filters) for the next.
+        """
+        filters = dict(locals())
+        del filters["self"]
+        return await self._c.run(calls.search_traces(filters))
+
+    async def get(self, trace_id: str) -> Trace:
+        """A trace in full: its spans in tree order and its feedback."""
+        return await self._c.run(calls.get_trace(trace_id))
+
+    async def add_feedback(
+        self,
+        trace_id: str,
+        *,
+        score: float | None = None,
+        thumbs: int | None = None,
+        label: str | None = None,
+        comment: str | None = None,
+        correction: str | None = None,
+        span_id: str | None = None,
+        user_id: str | None = None,
+        attributes: dict[str, Any] | None = None,
+    ) -> Feedback:
+        """Attach feedback: ``score`` (0..1) or ``thumbs`` (1 or -1), label, comment, correction."""
+        fields = dict(locals())
+        del fields["self"], fields["trace_id"]
+        return await self._c.run(calls.add_feedback(trace_id, fields))
+
+    async def feedback(self, trace_id: str) -> builtins.list[Feedback]:
+        """Feedback of a trace, oldest first."""
+        return await self._c.run(calls.list_feedback(trace_id))
+
+    async def rollups(
+        self,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        step: int | None = None,
+        group_by: str = "deployment",
+        deployment: str | None = None,
+        model: str | None = None,
+        version: int | None = None,
+        route: str | None = None,
+    ) -> Rollups:
+        """Per-bucket requests, errors, latency percentiles, tokens, cost and feedback."""
+        fields = dict(locals())
+        del fields["self"]
+        return await self._c.run(calls.rollups(fields))
+
+    async def policy(self) -> MonitorPolicy:
+        """The project's monitoring policy (trace retention)."""
+        return await self._c.run(calls.monitor_policy())
+
+    async def set_policy(self, *, retention_days: int | None) -> MonitorPolicy:
+        """Keep traces ``retention_days`` days (``None``: forever); admins."""
+        return await self._c.run(calls.set_monitor_policy(retention_days))
+
+
+class Jobs:
+    """Background jobs of the project: state, progress, logs; cancel."""
+
+    def __init__(self, client: AsyncClient):
+        self._c = client
+
+    async def list(
+        self, *, kind: str | None = None, state: str | None = None, limit: int = 50
+    ) -> builtins.list[JobView]:
+        """The newest ``limit`` jobs, optionally of one kind or state."""
+        return await self._c.run(calls.list_jobs(kind, state, limit))
+
+    async def get(self, job_id: int) -> JobView:
+        """One job."""
+        return await self._c.run(calls.get_job(job_id))
+
+    async def events(
+        self, job_id: int, *, after_id: int = 0, limit: int = 100
+    ) -> builtins.list[JobEventView]:
+        """A job's log lines and metric points after the event ``after_id``, oldest first."""
+        return await self._c.run(calls.job_events(job_id, after_id, limit))
+
+    async def cancel(self, job_id: int) -> JobView:
+        """Cancel a job (maintainers): a waiting one at once, a running one soon after."""
+        return await self._c.run(calls.cancel_job(job_id))
+
+    async def wait(self, job_id: int, *, timeout_s: float = 600.0, poll_s: float = 1.0) -> JobView:
+        """Poll until the job has finished; ``TimeoutError`` after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            job = await self.get(job_id)
+            if job.state.finished:
+                return job
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} is still {job.state} after {timeout_s}s")
+            await asyncio.sleep(poll_s)
+
+
+class Drift:
+    """Drift checks and reports; recurring checks run by the server's worker."""
+
+    def __init__(self, client: AsyncClient):
+        self._c = client
+
+    async def check(
+        self,
+        *,
+        deployment: str | None = None,
+        window_s: int | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        reference: Mapping[str, Any] | None = None,
+        metrics: Sequence[str] | None = None,
+        thresholds: Mapping[str, float] | None = None,
+        min_samples: int | None = None,
+        max_samples: int | None = None,
+    ) -> DriftReport:
+        """Compare a window of production with ``reference`` now (maintainers).
+
+        ``reference``: ``{"kind": "window", "start": ..., "end": ...}`` (default: the
+        window just before) or ``{"kind": "texts", "inputs": [...], "outputs": [...]}``.
+        """
+        fields = dict(locals())
+        del fields["self"]
+        return await self._c.run(calls.run_drift_check(calls.drift_check_body(fields)))
+
+    async def reports(
+        self, *, deployment: str | None = None, drifted: bool | None = None, limit: int = 50
+    ) -> builtins.list[DriftReport]:
+        """The newest ``limit`` reports, optionally of one deployment, drifted or not."""
+        return await self._c.run(calls.list_drift_reports(deployment, drifted, limit))
+
+    async def report(self, report_id: int) -> DriftReport:
+        """One report with every metric's statistics and evidence."""
+        return await self._c.run(calls.get_drift_report(report_id))
+
+    async def schedule(
+        self,
+        name: str,
+        *,
+        interval_s: int,
+        deployment: str | None = None,
+        window_s: int | None = None,
+        reference: Mapping[str, Any] | None = None,
+        metrics: Sequence[str] | None = None,
+        thresholds: Mapping[str, float] | None = None,
+        min_samples: int | None = None,
+        max_samples: int | None = None,
+    ) -> DriftSchedule:
+        """Create or replace a check that the worker runs every ``interval_s`` seconds."""
+        fields = dict(locals())
+        del fields["self"], fields["name"], fields["interval_s"]
+        check = calls.drift_check_body(fields)
+        return await self._c.run(calls.set_drift_schedule(name, interval_s, check))
+
+    async def schedules(self) -> builtins.list[DriftSchedule]:
+        """The project's recurring checks."""
+        return await self._c.run(calls.list_drift_schedules())
+
+    async def unschedule(self, name: str) -> None:
+        """Delete a recurring check."""
+        await self._c.run(calls.delete_drift_schedule(name))

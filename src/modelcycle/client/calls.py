@@ -34,6 +34,34 @@ from modelcycle.deploy import (
     DeploymentSpec,
     Route,
 )
+from modelcycle.errors import NotFound
+from modelcycle.jobs import JobEventView, JobView
+from modelcycle.monitor.alert_rules import (
+    AlertEvaluation,
+    AlertEvent,
+    AlertRule,
+    AlertRuleCreate,
+    AlertRuleUpdate,
+    LogChannel,
+    WebhookChannel,
+)
+from modelcycle.monitor.drift_schemas import (
+    DriftCheck,
+    DriftReport,
+    DriftSchedule,
+    DriftScheduleCreate,
+)
+from modelcycle.monitor.trace_schemas import (
+    Feedback,
+    FeedbackCreate,
+    MonitorPolicy,
+    MonitorPolicyUpdate,
+    RollupQuery,
+    Rollups,
+    Trace,
+    TraceFilter,
+    TracePage,
+)
 from modelcycle.registry import (
     Alias,
     AliasMove,
@@ -46,6 +74,7 @@ from modelcycle.registry import (
     VersionCreate,
     VersionRef,
 )
+from modelcycle.store import encode_cursor
 from modelcycle.types import BackendKind, Role
 
 T = TypeVar("T")
@@ -346,3 +375,180 @@ def delete_deployment(name: str) -> Call[None]:
 
 def deployment_revisions(name: str) -> Call[list[DeploymentRevision]]:
     return Call("GET", f"{API}/deployments/{name}/revisions", _many(DeploymentRevision))
+
+
+# -- alerts --------------------------------------------------------------------------------
+
+ChannelSpec: TypeAlias = WebhookChannel | LogChannel | Mapping[str, Any]
+"""A channel as a model or as its JSON, e.g. ``{"type": "webhook", "url": "https://..."}``."""
+
+
+def _alert_body(model: BaseModel) -> Any:
+    # Webhook secrets are masked in JSON dumps; the request body is where they must go.
+    return model.model_dump(mode="json", exclude_unset=True, context={"reveal_secrets": True})
+
+
+def _channels(channels: Sequence[ChannelSpec]) -> list[Any]:
+    return [c.model_dump() if isinstance(c, BaseModel) else dict(c) for c in channels]
+
+
+def create_alert(fields: dict[str, Any], channels: Sequence[ChannelSpec] | None) -> Call[AlertRule]:
+    values = _clean(**fields)
+    if channels is not None:
+        values["channels"] = _channels(channels)
+    body = AlertRuleCreate.model_validate(values)
+    return Call("POST", f"{API}/alerts", _one(AlertRule), json=_alert_body(body))
+
+
+def list_alerts(name: str | None, state: str | None) -> PageCall[AlertRule]:
+    return PageCall(f"{API}/alerts", _one(AlertRule), _clean(name=name, state=state))
+
+
+def get_alert(rule_id: int) -> Call[AlertRule]:
+    return Call("GET", f"{API}/alerts/{rule_id}", _one(AlertRule))
+
+
+def update_alert(
+    rule_id: int, fields: dict[str, Any], channels: Sequence[ChannelSpec] | None
+) -> Call[AlertRule]:
+    values = {key: value for key, value in fields.items() if value is not KEEP}
+    if channels is not None:
+        values["channels"] = _channels(channels)
+    body = AlertRuleUpdate.model_validate(values)
+    return Call("PATCH", f"{API}/alerts/{rule_id}", _one(AlertRule), json=_alert_body(body))
+
+
+def delete_alert(rule_id: int) -> Call[None]:
+    return Call("DELETE", f"{API}/alerts/{rule_id}", _none)
+
+
+def alert_events(rule_id: int) -> PageCall[AlertEvent]:
+    return PageCall(f"{API}/alerts/{rule_id}/events", _one(AlertEvent))
+
+
+def evaluate_alerts() -> Call[AlertEvaluation]:
+    return Call("POST", f"{API}/alerts/evaluate", _one(AlertEvaluation))
+
+
+def alert_changes(**fields: Any) -> dict[str, Any]:
+    """The fields of an alert update that were given (``None``/``KEEP``: unchanged).
+
+    ``deployment`` and ``version`` may be set to ``None`` (any), so only ``KEEP`` skips them.
+    """
+    nullable = {"deployment", "version"}
+    return {
+        key: value
+        for key, value in fields.items()
+        if value is not KEEP and (value is not None or key in nullable)
+    }
+
+
+def rule_id_of(name: str, found: Sequence[AlertRule]) -> int:
+    """The id of the rule ``name`` among ``found``; ``NotFound`` when it is not there."""
+    if not found:
+        raise NotFound(
+            f"alert rule '{name}' not found; list them with: modelcycle alerts list",
+            code="alert_not_found",
+        )
+    return found[0].id
+
+
+# -- traces, feedback, rollups -------------------------------------------------------------
+
+
+def _query(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(mode="json", exclude_none=True)
+
+
+def search_traces(filters: dict[str, Any]) -> Call[TracePage]:
+    query = TraceFilter.model_validate(_clean(**filters))
+    return Call("GET", f"{API}/traces", _one(TracePage), params=_query(query))
+
+
+def get_trace(trace_id: str) -> Call[Trace]:
+    return Call("GET", f"{API}/traces/{trace_id}", _one(Trace))
+
+
+def add_feedback(trace_id: str, fields: dict[str, Any]) -> Call[Feedback]:
+    body = FeedbackCreate.model_validate(_clean(**fields))
+    return Call("POST", f"{API}/traces/{trace_id}/feedback", _one(Feedback), json=_body(body))
+
+
+def list_feedback(trace_id: str) -> Call[list[Feedback]]:
+    return Call("GET", f"{API}/traces/{trace_id}/feedback", _many(Feedback))
+
+
+def rollups(fields: dict[str, Any]) -> Call[Rollups]:
+    query = RollupQuery.model_validate(_clean(**fields))
+    return Call("GET", f"{API}/rollups", _one(Rollups), params=_query(query))
+
+
+def monitor_policy() -> Call[MonitorPolicy]:
+    return Call("GET", f"{API}/monitor/policy", _one(MonitorPolicy))
+
+
+def set_monitor_policy(retention_days: int | None) -> Call[MonitorPolicy]:
+    body = MonitorPolicyUpdate(retention_days=retention_days)
+    return Call("PUT", f"{API}/monitor/policy", _one(MonitorPolicy), json=_body(body))
+
+
+# -- jobs and drift ------------------------------------------------------------------------
+
+
+def _page_items(model: type[M]) -> Callable[[Any], list[M]]:
+    many = _many(model)
+    return lambda body: many(body["data"])
+
+
+def list_jobs(kind: str | None, state: str | None, limit: int) -> Call[list[JobView]]:
+    params = _clean(kind=kind, state=state, limit=limit)
+    return Call("GET", f"{API}/jobs", _page_items(JobView), params=params)
+
+
+def get_job(job_id: int) -> Call[JobView]:
+    return Call("GET", f"{API}/jobs/{job_id}", _one(JobView))
+
+
+def job_events(job_id: int, after_id: int, limit: int) -> Call[list[JobEventView]]:
+    params = _clean(cursor=encode_cursor(after_id) if after_id else None, limit=limit)
+    return Call("GET", f"{API}/jobs/{job_id}/events", _page_items(JobEventView), params=params)
+
+
+def cancel_job(job_id: int) -> Call[JobView]:
+    return Call("POST", f"{API}/jobs/{job_id}/cancel", _one(JobView))
+
+
+def drift_check_body(fields: Mapping[str, Any]) -> DriftCheck:
+    """A ``DriftCheck`` from SDK keyword arguments (``None`` values left to their defaults)."""
+    return DriftCheck.model_validate(_clean(**fields))
+
+
+def run_drift_check(check: DriftCheck) -> Call[DriftReport]:
+    body = check.model_dump(mode="json", exclude_none=True)
+    return Call("POST", f"{API}/drift/checks", _one(DriftReport), json=body)
+
+
+def list_drift_reports(
+    deployment: str | None, drifted: bool | None, limit: int
+) -> Call[list[DriftReport]]:
+    flag = None if drifted is None else str(drifted).lower()
+    params = _clean(deployment=deployment, drifted=flag, limit=limit)
+    return Call("GET", f"{API}/drift/reports", _page_items(DriftReport), params=params)
+
+
+def get_drift_report(report_id: int) -> Call[DriftReport]:
+    return Call("GET", f"{API}/drift/reports/{report_id}", _one(DriftReport))
+
+
+def set_drift_schedule(name: str, interval_s: int, check: DriftCheck) -> Call[DriftSchedule]:
+    body = DriftScheduleCreate(name=name, interval_s=interval_s, check=check)
+    json_body = body.model_dump(mode="json", exclude_none=True)
+    return Call("POST", f"{API}/drift/schedules", _one(DriftSchedule), json=json_body)
+
+
+def list_drift_schedules() -> Call[list[DriftSchedule]]:
+    return Call("GET", f"{API}/drift/schedules", _many(DriftSchedule))
+
+
+def delete_drift_schedule(name: str) -> Call[None]:
+    return Call("DELETE", f"{API}/drift/schedules/{name}", _none)

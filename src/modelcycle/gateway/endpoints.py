@@ -26,7 +26,7 @@ from modelcycle.backends.capabilities import (
 )
 from modelcycle.deploy import ResolvedVersion
 from modelcycle.errors import InvalidInput, UpstreamError
-from modelcycle.gateway.schemas import InferenceRequest, PromptInput
+from modelcycle.gateway.schemas import NO_CONTEXT, CallContext, InferenceRequest, PromptInput
 from modelcycle.gateway.service import Gateway
 
 _EMBEDDING_PARAMS = GenerationParams()  # sampling does not apply; never cached (not text)
@@ -40,6 +40,7 @@ async def embed(
     *,
     dimensions: int | None,
     user: str | None,
+    context: CallContext = NO_CONTEXT,
 ) -> tuple[Embeddings, ResolvedVersion, dict[str, str]]:
     """One vector per input, the version that computed them, and the answer's headers."""
     request = InferenceRequest(
@@ -52,6 +53,7 @@ async def embed(
         stream=False,
         prompts=tuple(inputs),
         features=frozenset({DIMENSIONS}) if dimensions is not None else frozenset(),
+        context=context,
     )
 
     async def call(backend: Backend, request: InferenceRequest) -> Embeddings:

@@ -9,6 +9,7 @@ OpenAI-compatible upstreams receive them, local engines ignore them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -395,6 +396,27 @@ def _schema_format(schema: Any, name: str | None) -> ResponseFormat:
 
 
 @dataclass(frozen=True, slots=True)
+class CallContext:
+    """Who and what a request belongs to, from its headers, for its trace.
+
+    ``user`` comes from ``X-Modelcycle-User`` (the body's ``user`` wins),
+    ``session`` from ``X-Modelcycle-Session``, ``metadata`` from
+    ``X-Modelcycle-Metadata`` (a JSON object) and the trace and parent span ids
+    from a W3C ``traceparent`` header, so a gateway call nests under the
+    application span that made it.
+    """
+
+    user: str | None = None
+    session: str | None = None
+    metadata: Mapping[str, Any] | None = None
+    trace_id: str | None = None
+    parent_span_id: str | None = None
+
+
+NO_CONTEXT = CallContext()
+
+
+@dataclass(frozen=True, slots=True)
 class InferenceRequest:
     """A chat or completion request, independent of the wire format."""
 
@@ -412,3 +434,5 @@ class InferenceRequest:
     first when it is text); ``None`` when ``prompt`` is the only one."""
     features: frozenset[str] = frozenset()
     """Optional backend features needed beyond what ``params`` says (``dimensions``)."""
+    context: CallContext = NO_CONTEXT
+    """Trace attributes from the request's headers."""

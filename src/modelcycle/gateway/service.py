@@ -11,7 +11,6 @@ import asyncio
 import logging
 import random
 import time
-import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
@@ -58,6 +57,10 @@ class _Trace:
     ttft_ms: float | None = None
     ticket: Ticket | None = None
     """Admission (limits, cache, breakers) of a client request; ``None`` for shadow copies."""
+    tried: ResolvedVersion | None = None
+    """The last version called, whether it answered or not (a failed request's trace
+    is counted against it, so error rates per version include total failures)."""
+    tried_route: RouteKind | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +80,8 @@ class Served:
     """Every answer (``n`` > 1, several prompts), ``completion`` first; empty: just it."""
     usage: Usage | None = None
     """Of every answer together (prompts counted once); ``None``: ``completion.usage``."""
+    trace_id: str = ""
+    """The trace the request is recorded under (``X-Modelcycle-Trace-Id``)."""
 
 
 class ServedStream:
@@ -93,6 +98,7 @@ class ServedStream:
         assert trace.served is not None
         assert trace.route is not None
         self.request_id = trace.request_id
+        self.trace_id = trace.request.context.trace_id or trace.request_id
         self.created = int(time.time())
         self.deployment = trace.request.deployment
         self.model, self.version = trace.served.model, trace.served.version
@@ -110,6 +116,7 @@ class ServedStream:
         last = self._first
         count = 0
         outcome: BaseException | None = None
+        texts = [self._first.text]  # the recorded answer (first choice)
         try:
             yield self._first
             while last.finish_reason is None or last.index < self._final:
@@ -123,6 +130,8 @@ class ServedStream:
                         f"no output for {self._idle:g} s; the stream was stopped"
                     ) from None
                 count += 1
+                if last.index == 0:
+                    texts.append(last.text)
                 yield last
         except (GeneratorExit, asyncio.CancelledError) as exc:
             outcome = exc
@@ -137,7 +146,11 @@ class ServedStream:
             await _aclose(self._iterator)
             usage = last.usage or Usage(0, count + 1)
             self._gateway.finish(
-                self._trace, outcome=outcome, usage=usage, finish_reason=last.finish_reason
+                self._trace,
+                outcome=outcome,
+                usage=usage,
+                finish_reason=last.finish_reason,
+                output="".join(texts),
             )
 
 
@@ -163,6 +176,8 @@ class Gateway:
         self.rng = rng or random.Random()  # noqa: S311 - traffic splitting, not security
         self._backoff = retry_backoff_s
         self._tasks: set[asyncio.Task[None]] = set()
+        # Request ids are not secrets: a seeded generator, no system call per request.
+        self._id_bits = random.Random().getrandbits  # noqa: S311
 
     async def models(self, principal: Principal) -> list[Deployment]:
         """The deployments the key may call (every deployment of its project)."""
@@ -179,7 +194,12 @@ class Gateway:
             self.finish(trace, outcome=exc)
             raise
         completion = choices.first
-        self.finish(trace, usage=choices.usage, finish_reason=completion.finish_reason)
+        self.finish(
+            trace,
+            usage=choices.usage,
+            finish_reason=completion.finish_reason,
+            output=_output(choices.items) if len(choices.items) > 1 else completion.text,
+        )
         self._shadow(principal, request, deployment)
         assert trace.served is not None
         assert trace.route is not None
@@ -194,6 +214,7 @@ class Gateway:
             headers=trace.ticket.headers,
             choices=choices.items,
             usage=choices.usage,
+            trace_id=request.context.trace_id or trace.request_id,
         )
 
     async def stream(self, principal: Principal, request: InferenceRequest) -> ServedStream:
@@ -272,6 +293,7 @@ class Gateway:
 
     async def _try(self, trace: _Trace, attempt: Attempt, timeout_s: float, call: Call[T]) -> T:
         version = await self.resolver.version(trace.principal.project_id, attempt.target)
+        trace.tried, trace.tried_route = version, attempt.kind
         try:
             backend = self.backends.get(version.backend, version.source, version.params)
         except InvalidInput as exc:
@@ -329,13 +351,17 @@ class Gateway:
             if not isinstance(exc, Exception):
                 raise
             return
-        self.finish(trace, usage=choices.usage, finish_reason=choices.first.finish_reason)
+        self.finish(
+            trace,
+            usage=choices.usage,
+            finish_reason=choices.first.finish_reason,
+            output=_output(choices.items) if len(choices.items) > 1 else choices.first.text,
+        )
 
     # -- events ------------------------------------------------------------------------
 
-    @staticmethod
-    def _start(principal: Principal, request: InferenceRequest) -> _Trace:
-        return _Trace(uuid.uuid4().hex, principal, request, time.perf_counter())
+    def _start(self, principal: Principal, request: InferenceRequest) -> _Trace:
+        return _Trace(request_id(self._id_bits), principal, request, time.perf_counter())
 
     def finish(
         self,
@@ -344,13 +370,16 @@ class Gateway:
         outcome: BaseException | None = None,
         usage: Usage | None = None,
         finish_reason: str | None = None,
+        output: str | tuple[str, ...] | None = None,
     ) -> None:
         """Emit the request's ``RequestFinished`` event."""
         status, code, error_type = _status(outcome)
-        served = trace.served
         usage = usage or Usage(0, 0)
+        request = trace.request
+        context = request.context
         if trace.ticket is not None:
-            trace.ticket.close(outcome, usage, served)
+            trace.ticket.close(outcome, usage, trace.served)
+        served = trace.served or trace.tried
         self._bus.emit(
             events.RequestFinished(
                 request_id=trace.request_id,
@@ -360,7 +389,7 @@ class Gateway:
                 endpoint=trace.request.endpoint,
                 model=served.model if served else None,
                 version=served.version if served else None,
-                route=trace.route,
+                route=trace.route or trace.tried_route,
                 status=status,
                 status_code=code,
                 error_type=error_type,
@@ -373,6 +402,16 @@ class Gateway:
                 finish_reason=finish_reason,
                 at=utcnow(),
                 cache_hit=trace.ticket.cache_hit if trace.ticket else False,
+                project_id=trace.principal.project_id,
+                trace_id=context.trace_id,
+                parent_span_id=context.parent_span_id,
+                user=request.user or context.user,
+                session=context.session,
+                metadata=context.metadata,
+                input=request.messages or request.prompts or request.prompt,
+                output=output,
+                params=request.params,
+                error_message=_message(outcome),
             )
         )
 
@@ -411,6 +450,28 @@ def _exhausted(deployment: str, attempts: int, last: ModelcycleError | None) -> 
     if isinstance(last, UpstreamTimeout):
         return UpstreamTimeout(message, code=last.code)
     return UpstreamError(message, code=last.code)
+
+
+def request_id(random_bits: Callable[[int], int]) -> str:
+    """A new request id, also the request's trace id: 128 bits in hex, time-ordered.
+
+    The first 48 bits are the Unix time in milliseconds (as in UUIDv7), so ids
+    made one after another land next to each other in the trace store's indexes
+    instead of at random places; the other 80 bits are random.
+    """
+    return f"{time.time_ns() // 1_000_000:012x}{random_bits(80):020x}"
+
+
+def _output(choices: tuple[Choice, ...]) -> tuple[str, ...]:
+    return tuple(choice.completion.text for choice in choices)
+
+
+def _message(outcome: BaseException | None) -> str | None:
+    if outcome is None or isinstance(outcome, GeneratorExit | asyncio.CancelledError):
+        return None
+    if isinstance(outcome, ModelcycleError):
+        return outcome.message
+    return f"{type(outcome).__name__}: {outcome}"
 
 
 def _status(outcome: BaseException | None) -> tuple[str, int, str | None]:

@@ -7,9 +7,12 @@ error objects; a failure after a stream began ends it with an error event.
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from dataclasses import replace
+
+from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
+from modelcycle.api.call_context import call_context
 from modelcycle.api.deps import InferencePrincipalDep, PrincipalDep, ServicesDep
 from modelcycle.api.errors import ERROR_RESPONSES, ErrorResponse
 from modelcycle.api.inference_route import InferenceRoute
@@ -38,8 +41,12 @@ RESPONSES = {
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-def _served_headers(model: str, version: int, route: str) -> dict[str, str]:
-    return {"X-Modelcycle-Version": f"{model}@{version}", "X-Modelcycle-Route": route}
+def _served_headers(model: str, version: int, route: str, trace_id: str) -> dict[str, str]:
+    return {
+        "X-Modelcycle-Version": f"{model}@{version}",
+        "X-Modelcycle-Route": route,
+        "X-Modelcycle-Trace-Id": trace_id,
+    }
 
 
 async def _answer(
@@ -60,7 +67,7 @@ async def _answer(
             media_type="text/event-stream",
             headers={
                 **_SSE_HEADERS,
-                **_served_headers(stream.model, stream.version, stream.route),
+                **_served_headers(stream.model, stream.version, stream.route, stream.trace_id),
                 **stream.headers,
             },
         )
@@ -68,19 +75,29 @@ async def _answer(
     return Response(
         completion_body(served, request.endpoint, echo_prompt=echo_prompt),
         media_type="application/json",
-        headers={**_served_headers(served.model, served.version, served.route), **served.headers},
+        headers={
+            **_served_headers(served.model, served.version, served.route, served.trace_id),
+            **served.headers,
+        },
     )
 
 
 @router.post("/chat/completions", response_class=Response)
 async def chat_completions(
-    body: ChatCompletionRequest, principal: InferencePrincipalDep, services: ServicesDep
+    body: ChatCompletionRequest,
+    principal: InferencePrincipalDep,
+    services: ServicesDep,
+    http: Request,
 ) -> Response:
-    """Answer a conversation with a deployment (``stream: true`` for server-sent events)."""
+    """Answer a conversation with a deployment (``stream: true`` for server-sent events).
+
+    ``X-Modelcycle-User``, ``X-Modelcycle-Session``, ``X-Modelcycle-Metadata`` (a JSON
+    object) and a W3C ``traceparent`` are recorded on the request's trace.
+    """
     return await _answer(
         services,
         principal,
-        body.to_inference(),
+        replace(body.to_inference(), context=call_context(http)),
         include_usage=body.include_usage,
         echo_prompt=None,
     )
@@ -88,10 +105,16 @@ async def chat_completions(
 
 @router.post("/completions", response_class=Response)
 async def completions(
-    body: CompletionRequest, principal: InferencePrincipalDep, services: ServicesDep
+    body: CompletionRequest,
+    principal: InferencePrincipalDep,
+    services: ServicesDep,
+    http: Request,
 ) -> Response:
-    """Continue a prompt with a deployment (legacy completions; ``echo`` supported)."""
-    request = body.to_inference()
+    """Continue a prompt with a deployment (legacy completions; ``echo`` supported).
+
+    Trace headers as for chat completions.
+    """
+    request = replace(body.to_inference(), context=call_context(http))
     return await _answer(
         services,
         principal,
@@ -103,7 +126,10 @@ async def completions(
 
 @router.post("/embeddings", response_class=Response)
 async def embeddings(
-    body: EmbeddingRequest, principal: InferencePrincipalDep, services: ServicesDep
+    body: EmbeddingRequest,
+    principal: InferencePrincipalDep,
+    services: ServicesDep,
+    http: Request,
 ) -> Response:
     """Embed text or token ids with a deployment (``encoding_format``: float or base64)."""
     result, version, headers = await endpoints.embed(
@@ -113,6 +139,7 @@ async def embeddings(
         body.inputs(),
         dimensions=body.dimensions,
         user=body.user,
+        context=call_context(http),
     )
     return Response(
         embeddings_body(result, body.model, body.encoding_format),

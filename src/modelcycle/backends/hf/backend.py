@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from modelcycle.backends.base import Chunk, Completion, GenerationParams, Message
+from modelcycle.backends.base import Chunk, Completion, GenerationParams, Message, ResidentModel
 from modelcycle.backends.hf.batching import Batcher, Loader
 from modelcycle.backends.hf.loading import ModelKey, check_dtype, load
 from modelcycle.backends.hf.rows import Request, Sink
@@ -43,6 +43,14 @@ class Models:
         """The batchers created so far (each serves one model)."""
         with self._lock:
             return list(self._batchers.values())
+
+    def loaded(self) -> list[ResidentModel]:
+        """The models in memory now, with their parameters' size."""
+        return [
+            ResidentModel("transformers", batcher.key.source, batcher.loaded_bytes)
+            for batcher in self.batchers()
+            if batcher.loaded_bytes is not None
+        ]
 
     def close(self) -> None:
         """Free every model once its queued requests are served."""

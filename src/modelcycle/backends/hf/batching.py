@@ -54,6 +54,8 @@ class Batcher:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self.loaded_bytes: int | None = None
+        """Bytes of the loaded model's parameters (``None`` until it is loaded)."""
         self.batch_sizes: list[int] = []
         """Size of each batch served so far (for tests and benchmarks; bounded)."""
 
@@ -129,6 +131,7 @@ class Batcher:
                 for request in batch:
                     request.sink.put(error)
                 return None
+            self.loaded_bytes = _parameter_bytes(loaded.model)
         rows = rows_of(batch, loaded)
         if rows:
             self.batch_sizes = [*self.batch_sizes[-99:], len(rows)]
@@ -141,6 +144,15 @@ class Batcher:
                     if not row.finished:
                         row.request.sink.put(error)
         return loaded
+
+
+def _parameter_bytes(model: Any) -> int | None:
+    """What the model's parameters and buffers occupy (``None`` for a stand-in without them)."""
+    try:
+        tensors = [*model.parameters(), *model.buffers()]
+        return sum(int(t.numel()) * int(t.element_size()) for t in tensors)
+    except (AttributeError, TypeError):
+        return None
 
 
 def generate(loaded: LoadedModel, rows: list[Row]) -> None:

@@ -4,6 +4,16 @@ from modelcycle.store.tables.access import ApiKeyRow, ProjectRow
 from modelcycle.store.tables.audit import AuditEntryRow, AuditHeadRow
 from modelcycle.store.tables.base import Base, utcnow
 from modelcycle.store.tables.deploy import DeploymentRevisionRow, DeploymentRow
+from modelcycle.store.tables.jobs import JobEventRow, JobRow, ScheduleRow
+from modelcycle.store.tables.monitor import (
+    AlertEventRow,
+    AlertRuleRow,
+    DriftReportRow,
+    FeedbackRow,
+    MonitorPolicyRow,
+    SpanRollupRow,
+    SpanRow,
+)
 from modelcycle.store.tables.registry import (
     AliasHistoryRow,
     AliasRow,
@@ -14,6 +24,8 @@ from modelcycle.store.tables.registry import (
 from modelcycle.store.tables.secrets import SecretRow
 
 __all__ = [
+    "AlertEventRow",
+    "AlertRuleRow",
     "AliasHistoryRow",
     "AliasRow",
     "ApiKeyRow",
@@ -22,10 +34,18 @@ __all__ = [
     "Base",
     "DeploymentRevisionRow",
     "DeploymentRow",
+    "DriftReportRow",
+    "FeedbackRow",
+    "JobEventRow",
+    "JobRow",
     "LineageEdgeRow",
     "ModelRow",
     "ModelVersionRow",
+    "MonitorPolicyRow",
     "ProjectRow",
+    "ScheduleRow",
     "SecretRow",
+    "SpanRollupRow",
+    "SpanRow",
     "utcnow",
 ]

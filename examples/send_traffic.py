@@ -127,7 +127,7 @@ def main() -> None:
             print(f"\rphase {phase + 1}/2: {i + 1} requests", end="", flush=True)
         phases.append((started, datetime.now(UTC) + timedelta(seconds=1)))
         print()
-    time.sleep(1.0)  # the recorder writes in batches, a fraction of a second behind
+    time.sleep(2.0)  # the recorder writes in batches, about a second behind
 
     rollups = client.traces.rollups(start=phases[0][0] - timedelta(minutes=1))
     print("\nsummary:", rollups.summary.model_dump_json(indent=2))

@@ -148,8 +148,11 @@ class Settings(BaseSettings):
     trace_batch_size: int = Field(default=2_000, ge=1, le=50_000)
     """Spans written per database transaction, at most."""
 
-    trace_flush_interval_s: float = Field(default=0.2, gt=0, le=60)
-    """How often the trace writer wakes up to write what is queued."""
+    trace_flush_interval_s: float = Field(default=1.0, gt=0, le=60)
+    """How often the trace writer wakes up to write what is queued. Each write has a
+    fixed cost (the rollup fold and the commit) that the request path's process pays,
+    so fewer, larger batches leave more CPU to requests; traces appear this much later
+    (feedback for a trace still queued waits for it)."""
 
     spill_replay_interval_s: float = Field(default=5.0, gt=0)
     """How often spans spilled to disk while the database was unavailable are retried."""

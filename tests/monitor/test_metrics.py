@@ -101,7 +101,8 @@ async def test_requests_are_counted_and_timed_by_deployment_version_route_and_st
     embeddings = {"gen_ai_operation_name": "embeddings", **chat}
     assert value(requests, "modelcycle_requests_total", **embeddings) == 1
     # A request no version could serve has no version (RequestFinished.model is None).
-    broken = {"deployment": "broken", "version": "", "status": "error"}
+    # A request every route failed counts against the last version tried.
+    broken = {"deployment": "broken", "version": "bad@1", "status": "error"}
     assert value(requests, "modelcycle_requests_total", **broken) == 1
     assert sum(s.value for s in requests if s.name == "modelcycle_requests_total") == 7
 

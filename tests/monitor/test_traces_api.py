@@ -117,7 +117,7 @@ async def test_gateway_requests_are_searched_shown_rated_and_rolled_up(tmp_path:
         assert (chat_summary["requests"], chat_summary["errors"]) == (2, 0)
         assert (chat_summary["feedback_count"], chat_summary["feedback_score"]) == (1, 0.0)
         assert chat_summary["input_tokens"] > 0
-        broken = summaries[("broken", None, None)]  # no version served it
+        broken = summaries[("broken", "broken-model", 1)]  # the version tried, which failed
         assert (broken["requests"], broken["errors"], broken["error_rate"]) == (1, 1, 1.0)
         assert rollups["summary"]["requests"] == 3
         assert sum(rollups["series"][0]["points"]["requests"]) == 1  # broken: one bucket

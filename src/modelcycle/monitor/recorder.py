@@ -47,7 +47,7 @@ class Recorder:
         spill_dir: Path,
         queue_size: int = 100_000,
         batch_size: int = 2_000,
-        flush_interval_s: float = 0.2,
+        flush_interval_s: float = 1.0,
         replay_interval_s: float = 5.0,
         content: bool = True,
         enabled: bool = True,

@@ -85,7 +85,7 @@ def from_request(event: events.RequestFinished, *, content: bool = True) -> Span
     return SpanRecord(
         project_id=event.project_id,
         trace_id=trace_id,
-        span_id=new_span_id() if event.trace_id else event.request_id[:16],
+        span_id=new_span_id() if event.trace_id else event.request_id[-16:],  # random part
         parent_span_id=event.parent_span_id,
         name=f"{event.endpoint} {event.deployment}",
         kind="embedding" if event.endpoint == "embeddings" else "llm",

@@ -100,3 +100,32 @@ def test_up_runs_a_worker_process_and_stops_it_with_the_server(tmp_path: Path) -
     assert process.returncode == 0, err
     with pytest.raises(ProcessLookupError):
         os.kill(int(found.group(1)), 0)  # stopped (and reaped) with the server
+
+
+def test_the_worker_of_a_killed_server_stops_too(tmp_path: Path) -> None:
+    """SIGKILL leaves ``up`` no chance to stop its worker: the worker notices and exits."""
+    home = tmp_path / "home"
+    port = free_port()
+    process = subprocess.Popen(
+        [str(MODELCYCLE), "up", "--port", str(port)],
+        env=_env(home),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    try:
+        wait_until_answers(f"http://127.0.0.1:{port}/readyz", timeout_s=DEADLINE_S)
+        _until(lambda: bool(children.read_text().split()), "up to start its worker")
+        [worker_pid] = [int(pid) for pid in children.read_text().split()]
+    finally:
+        process.kill()
+        process.wait(timeout=DEADLINE_S)
+
+    def gone() -> bool:  # exited: no such process, or a zombie nobody reaps here
+        try:
+            stat = Path(f"/proc/{worker_pid}/stat").read_text()
+        except FileNotFoundError:
+            return True
+        return stat.rpartition(")")[2].split()[0] == "Z"
+
+    _until(gone, "the orphaned worker to exit")

@@ -10,6 +10,7 @@ back to resume elsewhere from their last checkpoint).
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -38,6 +39,14 @@ def worker(
             "is handed back.",
         ),
     ] = 30.0,
+    parent: Annotated[
+        int | None,
+        typer.Option(
+            "--parent-pid",
+            hidden=True,
+            help="Stop when this process (the one that started us) ends; modelcycle up uses it.",
+        ),
+    ] = None,
 ) -> None:
     """Run background jobs until interrupted (modelcycle up starts one for you)."""
     settings = load_settings(config)
@@ -64,7 +73,8 @@ def worker(
         for thread in running:
             thread.start()
         while not stop.wait(0.5):
-            pass
+            if parent is not None and os.getppid() != parent:
+                stop.set()  # the server died without stopping us (SIGKILL): no orphans
         typer.echo("stopping: letting running jobs finish", err=True)
         for thread in running:
             thread.join()
@@ -88,7 +98,8 @@ def spawn_worker(config: Path | None) -> subprocess.Popen[bytes]:
     the gateway's GIL; the environment (``MODELCYCLE_*``) is inherited as is.
     """
     command = [sys.executable, "-c", "from modelcycle.cli.main import main; main()", "worker"]
-    command += ["--grace", str(STOP_GRACE_S)]
+    # The pid, not "our parent at start-up": up may die before this child gets that far.
+    command += ["--grace", str(STOP_GRACE_S), "--parent-pid", str(os.getpid())]
     if config is not None:
         command += ["--config", str(config)]
     return subprocess.Popen(command)  # noqa: S603 - our own interpreter and arguments

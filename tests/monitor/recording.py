@@ -5,41 +5,15 @@ Imported as ``monitor.recording`` (``tests/`` is on ``sys.path``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import openai
-
-from gateway.harness import Env, Finished
-from modelcycle.api import create_app
+from backends.openai_env import gateway_env
 from modelcycle.settings import Settings
-from modelcycle.testing import admin_of, make_key, make_services, make_settings
-from modelcycle.types import Role
+from modelcycle.testing import make_settings
 
-
-@asynccontextmanager
-async def gateway(settings: Settings) -> AsyncIterator[Env]:
-    """Services over ``settings`` with an app key, torn down like the gateway tests do."""
-    finished = Finished()
-    services = make_services(settings, plugins=(finished,))
-    env = Env(
-        services=services,
-        app=create_app(services),
-        admin=admin_of(services),
-        app_key=make_key(services, Role.APP),
-        finished=finished,
-    )
-    try:
-        yield env
-    finally:
-        for client in env.clients:
-            await client.close() if isinstance(
-                client, openai.AsyncOpenAI
-            ) else await client.aclose()
-        await services.gateway.aclose()
-        services.close()
+gateway = gateway_env
+"""Services over some settings with an app key, torn down like the gateway tests do."""
 
 
 def settings_for(tmp_path: Path, database_url: str | None = None, **overrides: Any) -> Settings:

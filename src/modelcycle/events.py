@@ -151,6 +151,13 @@ class RequestFinished:
     reasoning_tokens: int | None = None
     guard: str | None = None
     """The guard stage's decision (``allow``, ``flag``, ``redact``, ``block``), if any."""
+    guard_findings: tuple[Mapping[str, Any], ...] = ()
+    """What the guard found, both stages: ``stage``, ``index`` (the message, prompt or
+    input; the choice for output), ``detector``, ``type``, ``action``, ``start``,
+    ``end``, ``score``; never the text found. ``input`` and ``output`` above are the
+    texts after redaction (what the model saw, what the caller got)."""
+    guard_ms: float | None = None
+    """Time spent in guard detectors (``None``: the deployment has no guard policy)."""
 
 
 @dataclass(frozen=True, slots=True)

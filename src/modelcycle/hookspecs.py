@@ -100,3 +100,45 @@ def modelcycle_register_backends() -> Mapping[str, Callable[..., Any]]:  # type:
     (do that lazily on the first request). Built-in kinds (``llamacpp``,
     ``mock``) register through this hook too; a plugin may override one.
     """
+
+
+@hookspec
+def modelcycle_guard_detectors() -> Mapping[str, Callable[..., Any]]:  # type: ignore[empty-body]
+    """Offer guard detectors: a mapping of name -> factory.
+
+    A factory is called as ``factory(options)`` with a policy rule's ``options``
+    and returns an object implementing ``modelcycle.guard.Detector`` (a
+    ``name`` and ``detect(text) -> list[Finding]``). Built-in detectors
+    (``pii``, ``secrets``, ``injection``, ``toxicity``, ``topics``,
+    ``max_size``, ``json_schema``) register through this hook too; a plugin
+    registered later may override one by name.
+    """
+
+
+@hookspec
+def modelcycle_erase_user(project_id: int, user: str) -> Mapping[str, int]:  # type: ignore[empty-body]
+    """Erase what a stage holds about an end user (GDPR art. 17): return counts per kind.
+
+    Called by ``modelcycle privacy erase --user U`` after the traces and
+    feedback are gone; stages that derive data from traces (dataset samples,
+    say) delete theirs and report ``{"dataset_samples": n}``.
+    """
+
+
+@hookspec
+def modelcycle_export_user(project_id: int, user: str) -> Mapping[str, Any]:  # type: ignore[empty-body]
+    """Everything a stage holds about an end user, as JSON-ready data keyed by kind."""
+
+
+@hookspec
+def modelcycle_model_report_sections(  # type: ignore[empty-body]
+    project_id: int, model: str, version: int
+) -> list[Mapping[str, Any]]:
+    """Contribute sections to the model report of ``model@version`` (evaluations, safety).
+
+    Each section is ``{"title": str, "markdown": str, "covers": [str, ...]}``;
+    ``covers`` names the controls it is evidence for (``LLM01`` .. ``LLM10``,
+    ``art11``, ``art12``, ``art13``, ``art14``, ``art15``, ``art19``, ``art50``),
+    which the report's compliance map cites. Return an empty list when you
+    hold nothing about the version. Called on a worker thread per report.
+    """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -12,21 +13,30 @@ from sqlalchemy import select
 
 from modelcycle.access import AccessService, AuditLog, Principal
 from modelcycle.access.secrets import SecretCipher, Secrets
+from modelcycle.access.throttle import AuthThrottle
 from modelcycle.backends import BackendPool, BuiltinBackends
 from modelcycle.deploy import DeploymentReferences, Deployments, DeploymentSpec, Route
-from modelcycle.errors import MissingExtra
+from modelcycle.errors import InvalidInput, MissingExtra, NotFound
 from modelcycle.gateway import Gateway, Resolver
 from modelcycle.gateway.limits import Limits
+from modelcycle.guard.builtin import BuiltinDetectors
+from modelcycle.guard.defaults import DEFAULT_POLICY_NAME, default_policy
+from modelcycle.guard.engine import DetectorRegistry
+from modelcycle.guard.service import GuardPolicies, detector_registry
+from modelcycle.guard.storage import storage_redactor
 from modelcycle.jobs import Handler, JobContext, Jobs, Scheduler, Worker
 from modelcycle.monitor import Recorder, SpanWriter
 from modelcycle.monitor.alerts import AlertOptions, Alerts
 from modelcycle.monitor.drift import Drift
 from modelcycle.monitor.feedback import TraceFeedback
 from modelcycle.monitor.metrics import Metrics
+from modelcycle.monitor.privacy import UserData
 from modelcycle.monitor.queries import Traces
+from modelcycle.monitor.redaction import SpanRedactor
 from modelcycle.monitor.retention import MonitorPolicies, purge_expired
 from modelcycle.plugins import EventBus, build_plugin_manager
 from modelcycle.registry import Aliases, Registry, VersionCreate
+from modelcycle.reports import ModelReports
 from modelcycle.settings import Settings
 from modelcycle.store import Store
 from modelcycle.store.migrate import upgrade
@@ -72,6 +82,10 @@ class Services:
     aliases: Aliases
     audit: AuditLog
     deployments: Deployments
+    guard: GuardPolicies
+    """Named guard policies per project, and the compiled ones the gateway runs."""
+    detectors: DetectorRegistry
+    """Guard detectors: the built-in ones and every plugin's."""
     gateway: Gateway
     builtin_backends: BuiltinBackends
     secrets: Secrets
@@ -80,8 +94,12 @@ class Services:
     scheduler: Scheduler
     drift: Drift
     traces: Traces
+    reports: ModelReports
+    """Model cards and deployment records (compliance evidence)."""
     feedback: TraceFeedback
     monitor_policies: MonitorPolicies
+    privacy: UserData
+    """Erasure and export of an end user's data."""
     alerts: Alerts
     metrics: Metrics
     otlp: OtlpExport | None
@@ -112,14 +130,28 @@ def build_services(settings: Settings, *, plugins: Iterable[object] = ()) -> Ser
     secrets = Secrets(store, cipher)
     builtin_backends = BuiltinBackends(home=settings.home, secrets=secrets)
     # Built-ins first: plugins registered later override them (e.g. a backend kind).
-    builtins = [DeploymentReferences(store), builtin_backends, *plugins]
+    builtins = [DeploymentReferences(store), builtin_backends, BuiltinDetectors(), *plugins]
     bus = EventBus(build_plugin_manager(builtins))
-    deployments = Deployments(store, bus)
+    detectors = detector_registry(bus.manager)
+    # Each checks the other: a deployment's guard must exist, a policy in use stays.
+    deployments = Deployments(store, bus, guard_exists=lambda pid, name: guard.exists(pid, name))
+    guard = GuardPolicies(
+        store,
+        detectors,
+        policy_users=functools.partial(_policy_users, deployments),
+        deployment_guard=functools.partial(_deployment_guard, deployments),
+    )
     resolver = Resolver(deployments, store)
     bus.manager.register(resolver, name="modelcycle.gateway.resolver")
     gateway = Gateway(
-        deployments, resolver, BackendPool(bus.manager), bus, limits=Limits.from_settings(settings)
+        deployments,
+        resolver,
+        BackendPool(bus.manager),
+        bus,
+        limits=Limits.from_settings(settings),
+        guard=guard,
     )
+    monitor_policies = MonitorPolicies(store)
     recorder = Recorder(
         SpanWriter(store),
         spill_dir=settings.home / "spill",
@@ -129,6 +161,8 @@ def build_services(settings: Settings, *, plugins: Iterable[object] = ()) -> Ser
         replay_interval_s=settings.spill_replay_interval_s,
         content=settings.trace_content,
         enabled=settings.tracing,
+        # Stored text is redacted unless the project keeps raw text (docs/privacy.md).
+        redactor=SpanRedactor(storage_redactor(detectors), monitor_policies.keeps_raw_text),
     )
     bus.manager.register(recorder, name="modelcycle.monitor.recorder")
     metrics = Metrics(recorder, inventory=builtin_backends.loaded_models)
@@ -138,15 +172,22 @@ def build_services(settings: Settings, *, plugins: Iterable[object] = ()) -> Ser
         recorder.observers.append(otlp.observe)
     jobs = Jobs(store)
     scheduler = Scheduler(store, jobs)
+    traces = Traces(store)
     return Services(
         settings=settings,
         store=store,
         bus=bus,
-        access=AccessService(store, principal_ttl_s=settings.auth_cache_ttl_s),
+        access=AccessService(
+            store,
+            principal_ttl_s=settings.auth_cache_ttl_s,
+            throttle=AuthThrottle(settings.auth_failure_limit, settings.auth_failure_window_s),
+        ),
         registry=Registry(store, bus),
         aliases=Aliases(store, bus),
         audit=AuditLog(store),
         deployments=deployments,
+        guard=guard,
+        detectors=detectors,
         gateway=gateway,
         builtin_backends=builtin_backends,
         secrets=secrets,
@@ -154,9 +195,11 @@ def build_services(settings: Settings, *, plugins: Iterable[object] = ()) -> Ser
         jobs=jobs,
         scheduler=scheduler,
         drift=Drift(store, bus, scheduler),
-        traces=Traces(store),
+        traces=traces,
+        reports=ModelReports(store, bus, traces, settings),
         feedback=TraceFeedback(store, recorder.writer),
-        monitor_policies=MonitorPolicies(store),
+        monitor_policies=monitor_policies,
+        privacy=UserData(store, recorder, bus.manager, cipher),
         alerts=Alerts(store, bus, cipher, AlertOptions.from_settings(settings)),
         metrics=metrics,
         otlp=otlp,
@@ -180,7 +223,8 @@ def bootstrap(services: Services) -> BootstrapResult:
     admin = settings.admin_key.get_secret_value() if settings.admin_key else None
     generated = services.access.bootstrap(admin)
     registered = settings.register_default_model and _register_default_model(services)
-    deployed = registered and _create_default_deployment(services)
+    guarded = _ensure_default_guard(services)
+    deployed = registered and _create_default_deployment(services, guarded=guarded)
     ensure_default_schedules(services)
     return BootstrapResult(
         admin_key=generated,
@@ -246,8 +290,40 @@ def _register_default_model(services: Services) -> bool:
     return True
 
 
-def _create_default_deployment(services: Services) -> bool:
-    """Deployment ``default`` -> the default model's ``production`` alias, unless it exists."""
+def _policy_users(deployments: Deployments, project_id: int, name: str) -> list[str]:
+    """The deployments of a project whose guard is policy ``name``."""
+    return [found.name for found in deployments.names(project_id) if found.spec.guard == name]
+
+
+def _deployment_guard(deployments: Deployments, project_id: int, name: str) -> str | None:
+    """The guard policy of deployment ``name``; ``NotFound`` as for any missing deployment."""
+    found = deployments.lookup(project_id, name)
+    if found is None:
+        raise NotFound(f"deployment '{name}' not found; list them with: modelcycle deploy list")
+    return found.spec.guard
+
+
+def _ensure_default_guard(services: Services) -> bool:
+    """Policy ``default`` in the root project, unless it exists; whether it exists now.
+
+    Homes made before guard policies get it on their next start; their deployments
+    are left as they are.
+    """
+    principal = system_principal(services)
+    try:
+        services.guard.ensure(principal, DEFAULT_POLICY_NAME, default_policy())
+    except InvalidInput as exc:  # a detector it needs is not installed (a broken plugin set)
+        log.warning("default guard policy not created: %s", exc.message)
+        return False
+    return True
+
+
+def _create_default_deployment(services: Services, *, guarded: bool = True) -> bool:
+    """Deployment ``default`` -> the default model's ``production`` alias, unless it exists.
+
+    ``guarded``: it runs the guard policy ``default`` (PII and secrets redacted,
+    injection refused).
+    """
     principal = system_principal(services)
     with services.store.read() as session:
         exists = session.execute(
@@ -263,6 +339,7 @@ def _create_default_deployment(services: Services) -> bool:
         DeploymentSpec(
             name=DEFAULT_DEPLOYMENT,
             routes=[Route(target=f"{DEFAULT_MODEL}@{DEFAULT_ALIAS}", weight=100)],
+            guard=DEFAULT_POLICY_NAME if guarded else None,
         ),
     )
     return True

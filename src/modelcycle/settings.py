@@ -125,6 +125,16 @@ class Settings(BaseSettings):
     Bounds how long a key revoked through *another* server process keeps
     working here; a revocation made through this process applies at once."""
 
+    auth_failure_limit: int = Field(default=20, ge=0, le=1_000_000)
+    """Failed authentications (unknown, revoked or expired key, malformed
+    ``Authorization`` header) one client address may make within
+    ``auth_failure_window_s``; past it the address gets 429 for the rest of the
+    window, even with a valid key (0: no limit). See docs/access.md."""
+
+    auth_failure_window_s: float = Field(default=60.0, gt=0, le=86_400)
+    """Seconds of the window ``auth_failure_limit`` counts in (it opens at an
+    address's first failure)."""
+
     gc_freeze: bool = True
     """Freeze what is alive once the server has started (``gc.freeze``) so that the
     garbage collector's full passes stop rescanning it; measured to save tens of

@@ -11,6 +11,7 @@ import httpx
 from sqlalchemy import select, update
 
 from modelcycle.access import KeyCreate
+from modelcycle.access.throttle import AuthThrottle
 from modelcycle.services import Services
 from modelcycle.store.tables import ApiKeyRow
 from modelcycle.testing import KeyPair
@@ -77,6 +78,7 @@ async def test_a_new_key_is_shown_once_and_never_again(
         "role": "maintainer",
         "project": "default",
         "is_root": False,
+        "deployments": None,
     }
 
 
@@ -150,8 +152,13 @@ async def test_expiry_must_be_in_the_future_and_carry_an_offset(
 
 
 async def test_malformed_or_unknown_credentials_are_401_with_a_bearer_challenge(
-    modelcycle_api: httpx.AsyncClient, modelcycle_admin: KeyPair, client_for: ClientFactory
+    modelcycle_api: httpx.AsyncClient,
+    modelcycle_admin: KeyPair,
+    modelcycle_services: Services,
+    client_for: ClientFactory,
 ) -> None:
+    # 30 failures from one address: past the throttle (tests/api/test_auth_throttle.py).
+    modelcycle_services.access.throttle = AuthThrottle(0, 60)
     raw = modelcycle_admin.key
     prefix, secret = raw.split("_")[1], raw.split("_")[2]
     near_miss = f"mc_{prefix}_{secret[:-1]}{'A' if secret[-1] != 'A' else 'B'}"

@@ -1,4 +1,4 @@
-"""The authorization matrix: every management endpoint x every role x own/other project.
+"""The authorization matrix: every authenticated endpoint x every role x own/other project.
 
 Design, as a user relies on it:
 
@@ -7,11 +7,14 @@ Design, as a user relies on it:
   their users' ratings); 403 on every other management endpoint;
 * ``viewer``: reads models, versions, aliases, lineage, history, traces and rollups;
   403 on every mutation but feedback, and on keys and audit;
-* ``maintainer``: also changes the registry; 403 on keys, audit and projects;
+* ``maintainer``: also changes the registry and deployments, and manages keys
+  (of roles up to its own: tests/access/test_grants.py); 403 on audit and projects;
 * ``admin``: everything in its own project; only admins of the root project
   create projects and reach other projects' keys and audit entries;
 * another project's resource is 404 — indistinguishable from one that does not
-  exist — never 200, and nothing of it appears in any response.
+  exist — never 200, and nothing of it appears in any response; on the
+  OpenAI-compatible routes, another project's deployment is OpenAI's 404
+  ``model_not_found`` for every key, root admins included.
 
 Every refused request leaves the audit log untouched; every allowed mutation
 adds to it.
@@ -36,6 +39,7 @@ from sqlalchemy import func, select
 from modelcycle.access import Principal
 from modelcycle.api import create_app
 from modelcycle.deploy import DeploymentSpec
+from modelcycle.guard.schemas import GuardPolicyCreate
 from modelcycle.monitor import SpanRecord
 from modelcycle.monitor.alert_rules import AlertRuleCreate
 from modelcycle.monitor.drift_schemas import DriftCheck, DriftScheduleCreate
@@ -118,6 +122,10 @@ class Endpoint:
     success: int
     other: str
     build: Callable[[Env, str], Call]
+    audited: bool | None = None
+    """Whether success adds to the audit log; by default, whether the method mutates."""
+    not_found_type: str = "not_found_error"
+    """The error type of a 404 (OpenAI's routes answer ``invalid_request_error``)."""
 
     @property
     def id(self) -> str:
@@ -125,7 +133,7 @@ class Endpoint:
 
     @property
     def mutates(self) -> bool:
-        return self.method != "GET"
+        return self.method != "GET" if self.audited is None else self.audited
 
 
 def _new_version_is_one(env: Env, response: httpx.Response) -> None:
@@ -216,7 +224,7 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint(
         "POST",
         "/api/v1/keys",
-        Role.ADMIN,
+        Role.MAINTAINER,
         201,
         ROOT_SEES,
         lambda e, p: Call("/api/v1/keys", json={"name": "k", "role": "viewer", "project": p}),
@@ -224,7 +232,7 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint(
         "GET",
         "/api/v1/keys",
-        Role.ADMIN,
+        Role.MAINTAINER,
         200,
         ROOT_SEES,
         lambda e, p: Call("/api/v1/keys", params={"project": p}),
@@ -232,7 +240,7 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint(
         "GET",
         "/api/v1/keys/{key_id}",
-        Role.ADMIN,
+        Role.MAINTAINER,
         200,
         ROOT_SEES,
         lambda e, p: Call(f"/api/v1/keys/{_key_of(e, p)}"),
@@ -240,10 +248,18 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint(
         "DELETE",
         "/api/v1/keys/{key_id}",
-        Role.ADMIN,
+        Role.MAINTAINER,
         200,
         ROOT_SEES,
         lambda e, p: Call(f"/api/v1/keys/{_key_of(e, p)}"),
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/keys/{key_id}/rotate",
+        Role.MAINTAINER,
+        201,
+        ROOT_SEES,
+        lambda e, p: Call(f"/api/v1/keys/{_key_of(e, p)}/rotate", json={"grace_s": 60}),
     ),
     Endpoint("GET", "/api/v1/audit", Role.ADMIN, 200, UNSCOPED, lambda e, p: Call("/api/v1/audit")),
     Endpoint(
@@ -756,6 +772,228 @@ ENDPOINTS += [
 ]
 
 
+def _erased(env: Env, response: httpx.Response) -> None:
+    # Project-scoped: an erasure in one project never counts another project's spans.
+    assert response.json()["dry_run"] is False
+
+
+ENDPOINTS += [
+    # End users' data: admins of the caller's project only; the user id names no resource,
+    # so another project's users are simply not found there.
+    Endpoint(
+        "POST",
+        "/api/v1/privacy/erase",
+        Role.ADMIN,
+        200,
+        UNSCOPED,
+        lambda e, p: Call(
+            "/api/v1/privacy/erase", json={"user": e.fresh("end-user")}, check=_erased
+        ),
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/privacy/export",
+        Role.ADMIN,
+        200,
+        UNSCOPED,
+        lambda e, p: Call("/api/v1/privacy/export", params={"user": e.fresh("end-user")}),
+    ),
+]
+# -- the OpenAI-compatible and tokenizer routes (issue 5, access control) -------------
+# Any key calls its own project's deployments; another project's deployment is
+# OpenAI's 404 ``model_not_found`` for everyone (HIDDEN), root admins included.
+
+
+def _no_other_deployments(env: Env, response: httpx.Response) -> None:
+    assert response.json()["data"], "the caller's own deployments are listed"
+    assert f"dep-{TEAM_B}" not in response.text
+
+
+def _inference(method: str, path: str, build: Callable[[Env, str], Call]) -> Endpoint:
+    return Endpoint(
+        method,
+        path,
+        Role.APP,
+        200,
+        HIDDEN,
+        build,
+        audited=False,
+        not_found_type="invalid_request_error",
+    )
+
+
+ENDPOINTS += [
+    _inference(
+        "POST",
+        "/v1/chat/completions",
+        lambda e, p: Call(
+            "/v1/chat/completions",
+            json={"model": f"dep-{p}", "messages": [{"role": "user", "content": "hi"}]},
+        ),
+    ),
+    _inference(
+        "POST",
+        "/v1/completions",
+        lambda e, p: Call("/v1/completions", json={"model": f"dep-{p}", "prompt": "hi"}),
+    ),
+    _inference(
+        "POST",
+        "/v1/embeddings",
+        lambda e, p: Call("/v1/embeddings", json={"model": f"dep-{p}", "input": "hi"}),
+    ),
+    _inference(
+        "POST",
+        "/tokenize",
+        lambda e, p: Call("/tokenize", json={"model": f"dep-{p}", "prompt": "hi"}),
+    ),
+    _inference(
+        "POST",
+        "/detokenize",
+        lambda e, p: Call("/detokenize", json={"model": f"dep-{p}", "tokens": [0]}),
+    ),
+    _inference(
+        "GET",
+        "/tokenizer_info",
+        lambda e, p: Call("/tokenizer_info", params={"model": f"dep-{p}"}),
+    ),
+    Endpoint(
+        "GET",
+        "/v1/models",
+        Role.APP,
+        200,
+        UNSCOPED,
+        lambda e, p: Call("/v1/models", check=_no_other_deployments),
+    ),
+    # OTLP span ingest: spans land in the key's own project, whatever they name.
+    Endpoint(
+        "POST",
+        "/v1/traces",
+        Role.APP,
+        200,
+        UNSCOPED,
+        lambda e, p: Call("/v1/traces", json={"resourceSpans": []}),
+        audited=False,
+    ),
+]
+
+
+# -- guard policies and checks (issue 5, guard: helper) -------------------------------
+
+GUARD_POLICY = "/api/v1/guard/policies/{name}"
+GUARD_SPEC = {"input": [{"detector": "toxicity", "action": "block"}]}
+
+
+def _guard_policy(env: Env, project: str, name: str | None = None) -> str:
+    """A policy of ``project`` blocking abuse (team-b's description carries the marker)."""
+    name = name or env.fresh("policy")
+    body = {"name": name, "description": f"of {MARKER if project == TEAM_B else project}"}
+    env.services.guard.create(
+        env.admins[project], GuardPolicyCreate.model_validate({**body, **GUARD_SPEC})
+    )
+    return name
+
+
+def _guard_policy_to_create(env: Env, project: str) -> str:
+    # In the other project's scope: a policy name taken there is still free here.
+    name = env.fresh("new-policy")
+    if project == TEAM_B:
+        _guard_policy(env, project, name)
+    return name
+
+
+def _blocked(env: Env, response: httpx.Response) -> None:
+    body = response.json()
+    assert body["action"] == "block"
+    assert [f["type"] for f in body["findings"]] == ["INSULT"]
+
+
+ENDPOINTS += [
+    # Applications pre-check their users' text: every key may ask (a read: not audited).
+    Endpoint(
+        "POST",
+        "/api/v1/guard/check",
+        Role.APP,
+        200,
+        HIDDEN,
+        lambda e, p: Call(
+            "/api/v1/guard/check",
+            json={"text": "shut it, you idiot", "policy": _guard_policy(e, p)},
+            check=_blocked,
+        ),
+        audited=False,
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/guard/detectors",
+        Role.VIEWER,
+        200,
+        UNSCOPED,
+        lambda e, p: Call("/api/v1/guard/detectors"),
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/guard/policies",
+        Role.MAINTAINER,
+        201,
+        UNSCOPED,
+        lambda e, p: Call(
+            "/api/v1/guard/policies", json={"name": _guard_policy_to_create(e, p), **GUARD_SPEC}
+        ),
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/guard/policies",
+        Role.VIEWER,
+        200,
+        UNSCOPED,
+        lambda e, p: Call("/api/v1/guard/policies"),
+    ),
+    Endpoint(
+        "GET",
+        GUARD_POLICY,
+        Role.VIEWER,
+        200,
+        HIDDEN,
+        lambda e, p: Call(f"/api/v1/guard/policies/{_guard_policy(e, p)}"),
+    ),
+    Endpoint(
+        "PUT",
+        GUARD_POLICY,
+        Role.MAINTAINER,
+        200,
+        HIDDEN,
+        lambda e, p: Call(f"/api/v1/guard/policies/{_guard_policy(e, p)}", json=GUARD_SPEC),
+    ),
+    Endpoint(
+        "DELETE",
+        GUARD_POLICY,
+        Role.MAINTAINER,
+        204,
+        HIDDEN,
+        lambda e, p: Call(f"/api/v1/guard/policies/{_guard_policy(e, p)}"),
+    ),
+]
+
+
+# -- compliance records (issue 5, reports: helper) -----------------------------------
+
+REPORT = "/api/v1/reports/models/{name}/versions/{ref}"
+
+ENDPOINTS += [
+    # Every project has the shared model: version 2 derives from 1, alias production -> 1.
+    Endpoint(
+        "GET",
+        REPORT,
+        Role.VIEWER,
+        200,
+        HIDDEN,
+        lambda e, p: Call(
+            f"/api/v1/reports/models/{e.shared(p)}/versions/2", params={"format": "json"}
+        ),
+    ),
+]
+
+
 # The oracle is written out here, independent of ``Role.allows`` under test.
 RANK = {"app": 0, "viewer": 1, "maintainer": 2, "admin": 3, "root": 3}
 
@@ -862,7 +1100,7 @@ async def test_authorization(
             == {
                 401: "authentication_error",
                 403: "permission_error",
-                404: "not_found_error",
+                404: endpoint.not_found_type,
             }[want]
         )
         assert env.audit_count() == audit_before, "a refused request changed something"
@@ -877,29 +1115,38 @@ async def test_authorization(
         assert MARKER not in response.text, "another project's data leaked"
 
 
-def management_routes(app: FastAPI) -> set[tuple[str, str]]:
-    """Every (method, path) under /api/v1, from the router and from the OpenAPI document."""
+GUARDED_PREFIXES = ("/api/v1/", "/v1/")
+OPTIONAL_KEY = {("GET", "/metrics")}
+"""Routes that take a key only when a setting asks (``metrics_require_key``: tests/monitor)."""
+
+
+def guarded_routes(app: FastAPI) -> set[tuple[str, str]]:
+    """Every (method, path) under /api/v1 or /v1, or documented as taking a Bearer key.
+
+    Read from the router and from the OpenAPI document, so that a route missing
+    from either is still found.
+    """
     # FastAPI >= 0.13x nests included routers; iter_route_contexts flattens them.
     flatten = getattr(fastapi.routing, "iter_route_contexts", None)
     routes = flatten(app.routes) if flatten is not None else app.routes
     found = {
         (method, str(route.path))
         for route in routes
-        if str(getattr(route, "path", "")).startswith("/api/v1")
+        if str(getattr(route, "path", "")).startswith(GUARDED_PREFIXES)
         for method in (getattr(route, "methods", None) or ())
         if method not in {"HEAD", "OPTIONS"}
     }
     documented = {
         (method.upper(), path)
         for path, operations in app.openapi()["paths"].items()
-        if path.startswith("/api/v1")
-        for method in operations
+        for method, operation in operations.items()
+        if path.startswith(GUARDED_PREFIXES) or operation.get("security")
     }
-    return found | documented
+    return (found | documented) - OPTIONAL_KEY
 
 
-def test_every_management_route_is_in_the_matrix(env: Env) -> None:
-    routes = management_routes(env.app)
+def test_every_guarded_route_is_in_the_matrix(env: Env) -> None:
+    routes = guarded_routes(env.app)
     assert len(routes) >= len(ENDPOINTS) - 1, "route discovery found too little"
     covered = {(endpoint.method, endpoint.path) for endpoint in ENDPOINTS}
     assert not routes - covered, f"add these endpoints to ENDPOINTS: {sorted(routes - covered)}"
@@ -919,6 +1166,10 @@ def test_every_management_route_is_in_the_matrix(env: Env) -> None:
         (
             "/api/v1/models/{b}/versions/2/lineage",
             "/api/v1/models/never-existed/versions/2/lineage",
+        ),
+        (
+            "/api/v1/reports/models/{b}/versions/production",
+            "/api/v1/reports/models/never-existed/versions/production",
         ),
     ],
 )

@@ -7,6 +7,8 @@ import logging
 import httpx
 import pytest
 
+from modelcycle.access.throttle import AuthThrottle
+from modelcycle.services import Services
 from modelcycle.testing import KeyPair
 
 
@@ -55,8 +57,11 @@ async def test_keys_never_appear_in_logs_or_other_responses(
     modelcycle_api: httpx.AsyncClient,
     modelcycle_admin: KeyPair,
     modelcycle_app: object,
+    modelcycle_services: Services,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    # 25 failed logins from one address: past the throttle (tests/api/test_auth_throttle.py).
+    modelcycle_services.access.throttle = AuthThrottle(0, 60)
     caplog.set_level(logging.DEBUG)
     for name in ("sqlalchemy", "sqlalchemy.engine", "httpx", "modelcycle", "uvicorn"):
         caplog.set_level(logging.DEBUG, logger=name)

@@ -75,3 +75,31 @@ def test_explicit_flags_beat_the_environment(live_server: LiveServer) -> None:
 
 def test_wrong_key_is_a_one_line_error(cli: Cli) -> None:
     cli.fails("whoami", key="mc_aaaaaaaa_" + "a" * 32)
+
+
+def test_rotate_prints_the_new_key_once_and_retires_the_old_one(cli: Cli) -> None:
+    created = cli.json("keys", "create", "--name", "ci", "--role", "app", "--deployment", "alpha")
+    rotated = cli("keys", "rotate", str(created["id"]), "--grace", "1h")
+    new_key = re.search(r"^key: (\S+)$", rotated.stdout, re.MULTILINE)
+
+    assert rotated.exit_code == 0, rotated.output
+    assert new_key is not None
+    assert "shown only now" in rotated.stdout
+    assert f"old key {created['id']}" in rotated.stdout
+    assert "keeps working until" in rotated.stdout
+    me = cli.json("whoami", key=new_key.group(1))
+    assert (me["name"], me["role"], me["deployments"]) == ("ci", "app", ["alpha"])
+    assert cli.json("whoami", key=created["key"])["key_id"] == created["id"]  # within the grace
+    assert "alpha" in cli("keys", "list").stdout
+
+    final = cli.json("keys", "rotate", str(me["key_id"]))
+    assert final["previous"]["revoked_at"] is not None
+    assert final["rotated_from"] == me["key_id"]
+    cli.fails("whoami", key=new_key.group(1), naming=("revoked",))
+    cli.fails("keys", "rotate", str(created["id"]), naming=("already rotated",))
+
+
+def test_rotate_refuses_a_bad_grace_in_one_line(cli: Cli) -> None:
+    cli.fails("keys", "rotate", "1", "--grace", "8d", naming=("--grace", "7 days"))
+    cli.fails("keys", "rotate", "1", "--grace", "soon", naming=("--grace",))
+    cli.fails("keys", "rotate", "99999", naming=("99999",))

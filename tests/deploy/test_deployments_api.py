@@ -57,6 +57,7 @@ async def test_the_routes_create_change_promote_roll_back_and_delete(
             "min_requests": 10,
             "cooldown_s": 10.0,
         },
+        "guard": None,
     }
     canary = {"routes": [{"target": "bot@1", "weight": 75}, {"target": "bot@2", "weight": 25}]}
     updated = await modelcycle_api.put(

@@ -5,9 +5,11 @@ from modelcycle.access.schemas import (
     ApiKey,
     CreatedApiKey,
     KeyCreate,
+    KeyRotate,
     Principal,
     Project,
     ProjectCreate,
+    RotatedApiKey,
     WhoAmI,
 )
 from modelcycle.access.service import AccessService, require
@@ -20,9 +22,11 @@ __all__ = [
     "AuditVerification",
     "CreatedApiKey",
     "KeyCreate",
+    "KeyRotate",
     "Principal",
     "Project",
     "ProjectCreate",
+    "RotatedApiKey",
     "WhoAmI",
     "require",
 ]

@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from modelcycle.access import keys
+from modelcycle.access.grants import KEY_MANAGER, allowlist_to_grant, check_manages
+from modelcycle.access.key_records import (
+    SYSTEM_ACTOR,
+    check_rotatable,
+    expiry_in_utc,
+    insert_key,
+    key_audit,
+    key_out,
+    visible_key,
+)
 from modelcycle.access.principals import PrincipalCache
 from modelcycle.access.schemas import (
     ApiKey,
     CreatedApiKey,
     KeyCreate,
+    KeyRotate,
     Principal,
     Project,
     ProjectCreate,
+    RotatedApiKey,
 )
+from modelcycle.access.throttle import AuthThrottle
 from modelcycle.errors import (
     AuthenticationError,
     Conflict,
@@ -30,8 +43,6 @@ from modelcycle.store.audit import AuditRecord
 from modelcycle.store.pagination import check_limit, decode_cursor
 from modelcycle.store.tables import ApiKeyRow, ProjectRow, utcnow
 from modelcycle.types import ROOT_PROJECT, Role
-
-SYSTEM_ACTOR = "system"
 
 
 def require(principal: Principal, role: Role) -> None:
@@ -46,36 +57,20 @@ def _project_out(row: ProjectRow) -> Project:
     return Project(id=row.id, name=row.name, description=row.description, created_at=row.created_at)
 
 
-def _key_out(row: ApiKeyRow, project: str) -> ApiKey:
-    return ApiKey(
-        id=row.id,
-        name=row.name,
-        prefix=row.prefix,
-        role=Role(row.role),
-        project=project,
-        created_by=row.created_by,
-        created_at=row.created_at,
-        expires_at=row.expires_at,
-        revoked_at=row.revoked_at,
-    )
-
-
-def _key_audit(row: ApiKeyRow) -> dict[str, object]:
-    return {
-        "name": row.name,
-        "prefix": row.prefix,
-        "role": row.role,
-        "expires_at": row.expires_at.isoformat() if row.expires_at else None,
-        "revoked_at": row.revoked_at.isoformat() if row.revoked_at else None,
-    }
-
-
 class AccessService:
     """Tenants and keys; every mutation is audited in the same transaction."""
 
-    def __init__(self, store: Store, *, principal_ttl_s: float = 5.0):
+    def __init__(
+        self,
+        store: Store,
+        *,
+        principal_ttl_s: float = 5.0,
+        throttle: AuthThrottle | None = None,
+    ):
         self._store = store
         self.principals = PrincipalCache(principal_ttl_s)
+        self.throttle = AuthThrottle(20, 60.0) if throttle is None else throttle
+        """Failed authentications per client address; the HTTP layer consults it."""
 
     # -- bootstrap -----------------------------------------------------------------
 
@@ -97,13 +92,13 @@ class AccessService:
                     select(ApiKeyRow.id).where(ApiKeyRow.key_hash == keys.hash_key(admin_key))
                 ).first()
                 if found is None:
-                    self._insert_key(session, root, "bootstrap-admin", Role.ADMIN, admin_key)
+                    insert_key(session, root, "bootstrap-admin", Role.ADMIN, admin_key)
                 return None
             has_keys = session.execute(select(func.count(ApiKeyRow.id))).scalar_one() > 0
             if has_keys:
                 return None
             raw, _ = keys.generate_key()
-            self._insert_key(session, root, "bootstrap-admin", Role.ADMIN, raw)
+            insert_key(session, root, "bootstrap-admin", Role.ADMIN, raw)
             return raw
 
     def _ensure_root_project(self, session: Session) -> ProjectRow:
@@ -125,45 +120,6 @@ class AccessService:
                 ),
             )
         return root
-
-    def _insert_key(
-        self,
-        session: Session,
-        project: ProjectRow,
-        name: str,
-        role: Role,
-        raw: str,
-        *,
-        actor: str = SYSTEM_ACTOR,
-        expires_at: datetime | None = None,
-    ) -> ApiKeyRow:
-        prefix = keys.parse_prefix(raw)
-        assert prefix is not None
-        row = ApiKeyRow(
-            project_id=project.id,
-            name=name,
-            prefix=prefix,
-            key_hash=keys.hash_key(raw),
-            role=role.value,
-            created_by=actor,
-            expires_at=expires_at,
-        )
-        session.add(row)
-        try:
-            session.flush()
-        except IntegrityError as exc:
-            raise Conflict("a key with this prefix exists; generate a new key") from exc
-        audit.append(
-            session,
-            AuditRecord(
-                actor=actor,
-                action="key.create",
-                target=f"key:{prefix}",
-                project=project.name,
-                after=_key_audit(row),
-            ),
-        )
-        return row
 
     # -- authentication ------------------------------------------------------------
 
@@ -217,6 +173,7 @@ class AccessService:
             project=project.name,
             role=role,
             is_root=project.name == ROOT_PROJECT and role is Role.ADMIN,
+            deployments=None if row.deployments is None else frozenset(row.deployments),
         )
         return principal, row.expires_at
 
@@ -258,13 +215,18 @@ class AccessService:
     # -- keys ----------------------------------------------------------------------
 
     def create_key(self, principal: Principal, body: KeyCreate) -> CreatedApiKey:
-        """Create a key in the caller's project (or, for root admins, any project)."""
-        require(principal, Role.ADMIN)
-        expires_at = self._expiry(body.expires_at)
+        """Create a key in the caller's project (or, for root admins, any project).
+
+        The new key's role and allowlist are bounded by the caller's
+        (``modelcycle.access.grants``).
+        """
+        require(principal, KEY_MANAGER)
+        deployments = allowlist_to_grant(principal, body.role, body.deployments, inherit=True)
+        expires_at = expiry_in_utc(body.expires_at)
         with self._store.write() as session:
             project = self._target_project(session, principal, body.project)
             raw, _ = keys.generate_key()
-            row = self._insert_key(
+            row = insert_key(
                 session,
                 project,
                 body.name,
@@ -272,33 +234,15 @@ class AccessService:
                 raw,
                 actor=principal.actor,
                 expires_at=expires_at,
+                deployments=deployments,
             )
-            return CreatedApiKey(**_key_out(row, project.name).model_dump(), key=raw)
-
-    @staticmethod
-    def _expiry(expires_at: datetime | None) -> datetime | None:
-        if expires_at is None:
-            return None
-        if expires_at.tzinfo is None:
-            raise InvalidInput(
-                "expires_at needs a UTC offset, e.g. 2027-01-01T00:00:00Z", param="expires_at"
-            )
-        try:
-            in_utc = expires_at.astimezone(UTC)
-        except OverflowError:
-            # e.g. 9999-12-31T23:59:59-05:00 lies past the last instant a datetime holds.
-            raise InvalidInput(
-                "expires_at is after the year 9999 in UTC", param="expires_at"
-            ) from None
-        if in_utc <= utcnow():
-            raise InvalidInput("expires_at is in the past", param="expires_at")
-        return in_utc
+            return CreatedApiKey(**key_out(row, project.name).model_dump(), key=raw)
 
     def list_keys(
         self, principal: Principal, *, project: str | None, cursor: str | None, limit: int
     ) -> Page[ApiKey]:
         """Keys of one project, oldest first."""
-        require(principal, Role.ADMIN)
+        require(principal, KEY_MANAGER)
         after, limit = decode_cursor(cursor), check_limit(limit)
         with self._store.read() as session:
             target = self._target_project(session, principal, project)
@@ -312,25 +256,26 @@ class AccessService:
                 .scalars()
                 .all()
             )
-        items = [_key_out(row, target.name) for row in rows[:limit]]
+        items = [key_out(row, target.name) for row in rows[:limit]]
         more = len(rows) > limit
         return Page(items, encode_cursor(items[-1].id) if more else None)
 
     def get_key(self, principal: Principal, key_id: int) -> ApiKey:
         """One key of the caller's project (any project for root admins)."""
-        require(principal, Role.ADMIN)
+        require(principal, KEY_MANAGER)
         with self._store.read() as session:
-            row, project = self._visible_key(session, principal, key_id)
-            return _key_out(row, project.name)
+            row, project = visible_key(session, principal, key_id)
+            return key_out(row, project.name)
 
     def revoke_key(self, principal: Principal, key_id: int) -> ApiKey:
         """Revoke a key at once; revoking twice is refused."""
-        require(principal, Role.ADMIN)
+        require(principal, KEY_MANAGER)
         with self._store.write() as session:
-            row, project = self._visible_key(session, principal, key_id)
+            row, project = visible_key(session, principal, key_id)
+            check_manages(principal, key_id, Role(row.role))
             if row.revoked_at is not None:
                 raise Conflict(f"key {key_id} is already revoked")
-            before = _key_audit(row)
+            before = key_audit(row)
             row.revoked_at = utcnow()
             audit.append(
                 session,
@@ -340,13 +285,68 @@ class AccessService:
                     target=f"key:{row.prefix}",
                     project=project.name,
                     before=before,
-                    after=_key_audit(row),
+                    after=key_audit(row),
                 ),
             )
-            revoked = _key_out(row, project.name)
+            revoked = key_out(row, project.name)
         # After the commit: a request that read the key before it is not cached either.
         self.principals.forget_key(key_id)
         return revoked
+
+    def rotate_key(self, principal: Principal, key_id: int, body: KeyRotate) -> RotatedApiKey:
+        """Replace a key by a new one with the same project, name, role and allowlist.
+
+        The old key is revoked at once (``grace_s`` 0) or stops working
+        ``grace_s`` seconds from now (sooner if it expires sooner), so that its
+        users can switch over without an outage. Whoever may revoke a key may
+        rotate it; a key is rotated once (then rotate its successor).
+        """
+        require(principal, KEY_MANAGER)
+        given_expiry = expiry_in_utc(body.expires_at)
+        with self._store.write() as session:
+            old, project = visible_key(session, principal, key_id)
+            role = Role(old.role)
+            check_manages(principal, key_id, role)
+            deployments = allowlist_to_grant(principal, role, old.deployments, inherit=False)
+            session.refresh(old, with_for_update=True)  # one rotation at a time (PostgreSQL)
+            check_rotatable(session, old)
+            before, inherited_expiry, now = key_audit(old), old.expires_at, utcnow()
+            if body.grace_s == 0:
+                old.revoked_at = now
+            else:
+                ends = now + timedelta(seconds=body.grace_s)
+                old.expires_at = ends if old.expires_at is None else min(old.expires_at, ends)
+            raw, _ = keys.generate_key()
+            new = insert_key(
+                session,
+                project,
+                old.name,
+                role,
+                raw,
+                actor=principal.actor,
+                expires_at=given_expiry if body.expires_at is not None else inherited_expiry,
+                deployments=deployments,
+                rotated_from=old.id,
+            )
+            audit.append(
+                session,
+                AuditRecord(
+                    actor=principal.actor,
+                    action="key.rotate",
+                    target=f"key:{old.prefix}",
+                    project=project.name,
+                    before=before,
+                    after={**key_audit(old), "replaced_by": new.prefix, "grace_s": body.grace_s},
+                ),
+            )
+            rotated = RotatedApiKey(
+                **key_out(new, project.name).model_dump(),
+                key=raw,
+                previous=key_out(old, project.name),
+            )
+        # After the commit, as for a revocation: the old key's cached expiry is stale.
+        self.principals.forget_key(key_id)
+        return rotated
 
     # -- helpers -------------------------------------------------------------------
 
@@ -377,16 +377,3 @@ class AccessService:
         if project is None:
             raise NotFound(f"project '{name}' not found; list them with: modelcycle projects list")
         return project
-
-    @staticmethod
-    def _visible_key(
-        session: Session, principal: Principal, key_id: int
-    ) -> tuple[ApiKeyRow, ProjectRow]:
-        found = session.execute(
-            select(ApiKeyRow, ProjectRow)
-            .join(ProjectRow, ProjectRow.id == ApiKeyRow.project_id)
-            .where(ApiKeyRow.id == key_id)
-        ).first()
-        if found is None or (not principal.is_root and found[1].id != principal.project_id):
-            raise NotFound(f"key {key_id} not found")
-        return found[0], found[1]

@@ -16,12 +16,15 @@ from modelcycle.api.routes import (
     audit,
     deploy,
     drift,
+    guard,
     health,
     jobs,
     metrics,
     openai,
     otlp,
+    privacy,
     registry,
+    reports,
     secrets,
     tokenizer,
     traces,
@@ -60,6 +63,9 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(traces.router, responses=ERROR_RESPONSES)
     app.include_router(jobs.router, responses=ERROR_RESPONSES)
     app.include_router(drift.router, responses=ERROR_RESPONSES)
+    app.include_router(reports.router, responses=ERROR_RESPONSES)
+    app.include_router(privacy.router, responses=ERROR_RESPONSES)
+    app.include_router(guard.router, responses=ERROR_RESPONSES)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=services.settings.max_body_bytes,

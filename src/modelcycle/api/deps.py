@@ -1,18 +1,28 @@
-"""FastAPI dependencies: the services of the process and the authenticated caller."""
+"""FastAPI dependencies: the services of the process and the authenticated caller.
+
+Both ways in (``get_principal`` for the management API, ``inference_principal``
+for ``/v1``) first refuse an address blocked for failing to authenticate too
+often, then count each failure (``modelcycle.access.throttle``).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import socket
+from typing import Annotated, NoReturn
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
+from starlette.types import Scope
 
 from modelcycle.access import Principal
+from modelcycle.access.throttle import AuthThrottle
 from modelcycle.errors import AuthenticationError
 from modelcycle.services import Services
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: mc_<prefix>_<secret>.")
+_MISSING = "missing API key; pass 'Authorization: Bearer mc_...'"
+_IPV4_MAPPED = bytes(10) + b"\xff\xff"
 
 
 async def get_services(request: Request) -> Services:
@@ -22,13 +32,21 @@ async def get_services(request: Request) -> Services:
 
 
 def get_principal(
+    request: Request,
     services: Annotated[Services, Depends(get_services)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     """The caller behind the Bearer key; 401 when there is none or it is not valid."""
+    throttle = services.access.throttle
+    if throttle.blocked:
+        throttle.check(client_address(request.scope))
     if credentials is None or not credentials.credentials:
-        raise AuthenticationError("missing API key; pass 'Authorization: Bearer mc_...'")
-    return services.access.authenticate(credentials.credentials)
+        _refuse_missing(request, throttle)
+    try:
+        return services.access.authenticate(credentials.credentials)
+    except AuthenticationError:
+        throttle.failed(client_address(request.scope))
+        raise
 
 
 async def inference_principal(request: Request) -> Principal:
@@ -38,14 +56,51 @@ async def inference_principal(request: Request) -> Principal:
     on the event loop; only a miss reads the database, on a worker thread. It
     takes the request alone so that ``InferenceRoute`` can call it directly.
     """
+    services: Services = request.app.state.services
+    access = services.access
+    if access.throttle.blocked:  # else nothing is blocked: no address to work out
+        access.throttle.check(client_address(request.scope))
     token = _bearer_token(request)
     if not token:
-        raise AuthenticationError("missing API key; pass 'Authorization: Bearer mc_...'")
-    services: Services = request.app.state.services
-    cached = services.access.cached_principal(token)
+        _refuse_missing(request, access.throttle)
+    cached = access.cached_principal(token)
     if cached is not None:
         return cached
-    return await run_in_threadpool(services.access.authenticate, token)
+    try:
+        return await run_in_threadpool(access.authenticate, token)
+    except AuthenticationError:
+        access.throttle.failed(client_address(request.scope))
+        raise
+
+
+def _refuse_missing(request: Request, throttle: AuthThrottle) -> NoReturn:
+    """401; an ``Authorization`` header that is there but unusable counts as a failure."""
+    if request.headers.get("Authorization") is not None:
+        throttle.failed(client_address(request.scope))
+    raise AuthenticationError(_MISSING)
+
+
+def client_address(scope: Scope) -> str | None:
+    """The address failed authentications are counted by: IPv4 address, or IPv6 /64.
+
+    One IPv6 subscriber commonly holds a whole /64, so single IPv6 addresses
+    would let a client rotate past the throttle. Behind a reverse proxy this is
+    the proxy unless the ASGI server trusts its ``X-Forwarded-For``. (Parsed
+    with ``inet_pton``: ``ipaddress`` costs tens of microseconds a request.)
+    """
+    client = scope.get("client")
+    if not client:
+        return None
+    host = str(client[0])
+    if ":" not in host:
+        return host
+    try:
+        packed = socket.inet_pton(socket.AF_INET6, host.partition("%")[0])  # no zone id
+    except OSError:
+        return host
+    if packed[:12] == _IPV4_MAPPED:
+        return socket.inet_ntop(socket.AF_INET, packed[12:])
+    return socket.inet_ntop(socket.AF_INET6, packed[:8] + bytes(8)) + "/64"
 
 
 def _bearer_token(request: Request) -> str | None:

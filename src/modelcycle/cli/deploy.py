@@ -96,6 +96,10 @@ BreakerFailuresOption = Annotated[
         "--breaker-failures", min=0, help="Failures in a row that take a version out (0: never)."
     ),
 ]
+GuardOption = Annotated[
+    str | None,
+    typer.Option("--guard", help="The guard policy its requests run (modelcycle guard policy)."),
+]
 BreakerCooldownOption = Annotated[
     float | None,
     typer.Option("--breaker-cooldown", min=0.001, help="Seconds a failing version stays out."),
@@ -154,6 +158,7 @@ def _fields(deployment: Deployment) -> dict[str, object]:
         "breaker": f"{spec.breaker.failures} failures -> out {spec.breaker.cooldown_s:g} s"
         if spec.breaker.enabled
         else "off",
+        "guard": spec.guard,
         "updated by": deployment.updated_by,
         "updated at": deployment.updated_at,
     }
@@ -187,6 +192,13 @@ def routes_for(primary: str, canary: str | None, weight: int | None) -> list[Rou
         return [Route(target=primary, weight=100)]
     share = DEFAULT_CANARY_WEIGHT if weight is None else weight
     return [Route(target=primary, weight=100 - share), Route(target=canary, weight=share)]
+
+
+def _changed_guard(guard: str | None, no_guard: bool) -> str | Keep | None:
+    """The guard of ``deploy update``: a name, ``None`` (--no-guard) or ``KEEP``."""
+    if guard is not None and no_guard:
+        raise InvalidInput("--guard cannot be combined with --no-guard")
+    return None if no_guard else (guard or KEEP)
 
 
 def _changed_routes(
@@ -234,6 +246,7 @@ def create(
     cache_ttl: CacheTtlOption = None,
     breaker_failures: BreakerFailuresOption = None,
     breaker_cooldown: BreakerCooldownOption = None,
+    guard: GuardOption = None,
     server: ServerOption = DEFAULT_SERVER,
     api_key: ApiKeyOption = None,
     as_json: JsonOption = False,
@@ -259,6 +272,7 @@ def create(
             limits=policies.limits,
             cache=policies.cache,
             breaker=policies.breaker,
+            guard=guard,
         )
     _show(created, as_json, f"created deployment {created.name} (revision {created.revision})")
 
@@ -290,11 +304,14 @@ def update(
     cache_ttl: CacheTtlOption = None,
     breaker_failures: BreakerFailuresOption = None,
     breaker_cooldown: BreakerCooldownOption = None,
+    guard: GuardOption = None,
+    no_guard: Annotated[bool, typer.Option("--no-guard", help="Run no guard policy.")] = False,
     server: ServerOption = DEFAULT_SERVER,
     api_key: ApiKeyOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Change some settings of a deployment; the others stay as they are (audited)."""
+    new_guard = _changed_guard(guard, no_guard)
     if shadow is not None and no_shadow:
         raise InvalidInput("--shadow cannot be combined with --no-shadow")
     if fallback and no_fallbacks:
@@ -321,6 +338,7 @@ def update(
             limits=policies.limits,
             cache=policies.cache,
             breaker=policies.breaker,
+            guard=new_guard,
         )
     _show(updated, as_json, f"updated deployment {updated.name} (revision {updated.revision})")
 

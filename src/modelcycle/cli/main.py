@@ -15,9 +15,12 @@ from modelcycle.cli import (
     db,
     deploy,
     drift,
+    guard,
     keys,
     models,
+    privacy,
     projects,
+    report,
     secrets,
     server,
     traces,
@@ -49,7 +52,10 @@ app.add_typer(alerts.app, name="alerts")
 app.add_typer(secrets.app, name="secrets")
 app.add_typer(traces.app, name="traces")
 app.add_typer(drift.app, name="drift")
+app.add_typer(guard.app, name="guard")
+app.add_typer(privacy.app, name="privacy")
 app.add_typer(traces.feedback_app, name="feedback")
+app.add_typer(report.app, name="report")
 
 
 def main() -> None:

@@ -18,9 +18,13 @@ from modelcycle.access import (
     AuditVerification,
     CreatedApiKey,
     Project,
+    RotatedApiKey,
     WhoAmI,
 )
 from modelcycle.client import calls
+from modelcycle.client.guard import AsyncGuard
+from modelcycle.client.privacy import AsyncPrivacy
+from modelcycle.client.reports import AsyncReports
 from modelcycle.client.transport import (
     connection_error,
     headers,
@@ -77,6 +81,9 @@ class AsyncClient:
         self.traces = Traces(self)
         self.jobs = Jobs(self)
         self.drift = Drift(self)
+        self.reports = AsyncReports(self)
+        self.privacy = AsyncPrivacy(self)
+        self.guard = AsyncGuard(self)
 
     async def run(self, call: calls.Call[T]) -> T:
         """Send one call and parse its answer; errors raise ``ModelcycleError``."""
@@ -141,7 +148,7 @@ class Projects:
 
 
 class Keys:
-    """API keys (admins)."""
+    """API keys (maintainers and admins)."""
 
     def __init__(self, client: AsyncClient):
         self._c = client
@@ -153,9 +160,13 @@ class Keys:
         *,
         project: str | None = None,
         expires_at: datetime | None = None,
+        deployments: Sequence[str] | None = None,
     ) -> CreatedApiKey:
-        """Create a key; its ``key`` field is the only time the secret is shown."""
-        return await self._c.run(calls.create_key(name, role, project, expires_at))
+        """Create a key; its ``key`` field is the only time the secret is shown.
+
+        ``deployments`` limits the deployments it may call through ``/v1``.
+        """
+        return await self._c.run(calls.create_key(name, role, project, expires_at, deployments))
 
     async def list(self, *, project: str | None = None) -> list[ApiKey]:
         """Keys of the project."""
@@ -168,6 +179,12 @@ class Keys:
     async def revoke(self, key_id: int) -> ApiKey:
         """Revoke a key at once."""
         return await self._c.run(calls.revoke_key(key_id))
+
+    async def rotate(
+        self, key_id: int, *, grace_s: int = 0, expires_at: datetime | None = None
+    ) -> RotatedApiKey:
+        """Replace a key by a new one (shown this once); the old one works ``grace_s`` more."""
+        return await self._c.run(calls.rotate_key(key_id, grace_s, expires_at))
 
 
 class Models:
@@ -318,8 +335,12 @@ class Deployments:
         limits: DeploymentLimits | None = None,
         cache: CachePolicy | None = None,
         breaker: BreakerPolicy | None = None,
+        guard: str | None = None,
     ) -> Deployment:
-        """Create a deployment; ``routes`` is a target, or ``{target: weight}`` primary first."""
+        """Create a deployment; ``routes`` is a target, or ``{target: weight}`` primary first.
+
+        ``guard``: the guard policy its requests run (see ``client.guard.policies``).
+        """
         return await self._c.run(
             calls.create_deployment(
                 name,
@@ -332,6 +353,7 @@ class Deployments:
                 limits=limits,
                 cache=cache,
                 breaker=breaker,
+                guard=guard,
             )
         )
 
@@ -356,8 +378,12 @@ class Deployments:
         limits: DeploymentLimits | None = None,
         cache: CachePolicy | None = None,
         breaker: BreakerPolicy | None = None,
+        guard: str | calls.Keep | None = calls.KEEP,
     ) -> Deployment:
-        """Change some fields; refused (Conflict) if someone changed it since it was read."""
+        """Change some fields; refused (Conflict) if someone changed it since it was read.
+
+        ``guard``: a guard policy name, or ``None`` to run none.
+        """
         current = await self.get(name)
         config = calls.changed_config(
             current.spec,
@@ -370,6 +396,7 @@ class Deployments:
             limits=limits,
             cache=cache,
             breaker=breaker,
+            guard=guard,
         )
         return await self._c.run(calls.update_deployment(name, config, current.revision))
 

@@ -20,8 +20,10 @@ from modelcycle.access import (
     AuditVerification,
     CreatedApiKey,
     KeyCreate,
+    KeyRotate,
     Project,
     ProjectCreate,
+    RotatedApiKey,
     WhoAmI,
 )
 from modelcycle.deploy import (
@@ -138,10 +140,25 @@ def list_projects() -> Call[list[Project]]:
 
 
 def create_key(
-    name: str, role: Role | str, project: str | None, expires_at: datetime | None
+    name: str,
+    role: Role | str,
+    project: str | None,
+    expires_at: datetime | None,
+    deployments: Sequence[str] | None,
 ) -> Call[CreatedApiKey]:
-    body = KeyCreate(name=name, role=Role(role), project=project, expires_at=expires_at)
+    body = KeyCreate(
+        name=name,
+        role=Role(role),
+        project=project,
+        expires_at=expires_at,
+        deployments=None if deployments is None else list(deployments),
+    )
     return Call("POST", f"{API}/keys", _one(CreatedApiKey), json=_body(body))
+
+
+def rotate_key(key_id: int, grace_s: int, expires_at: datetime | None) -> Call[RotatedApiKey]:
+    body = KeyRotate(grace_s=grace_s, expires_at=expires_at)
+    return Call("POST", f"{API}/keys/{key_id}/rotate", _one(RotatedApiKey), json=_body(body))
 
 
 def list_keys(project: str | None) -> PageCall[ApiKey]:
@@ -293,10 +310,12 @@ def create_deployment(
     limits: DeploymentLimits | None = None,
     cache: CachePolicy | None = None,
     breaker: BreakerPolicy | None = None,
+    guard: str | None = None,
 ) -> Call[Deployment]:
     policies = {"limits": limits, "cache": cache, "breaker": breaker}
     body = DeploymentSpec(
         name=name,
+        guard=guard,
         routes=routes_of(routes),
         shadow=shadow,
         fallbacks=list(fallbacks),
@@ -328,9 +347,12 @@ def changed_config(
     limits: DeploymentLimits | None = None,
     cache: CachePolicy | None = None,
     breaker: BreakerPolicy | None = None,
+    guard: str | Keep | None = KEEP,
 ) -> DeploymentConfig:
     """``current`` with the given fields replaced (``None``/``KEEP``: unchanged)."""
     values = current.model_dump()
+    if guard is not KEEP:
+        values["guard"] = guard
     if routes is not None:
         values["routes"] = [route.model_dump() for route in routes_of(routes)]
     if shadow is not KEEP:

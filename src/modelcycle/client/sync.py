@@ -17,9 +17,13 @@ from modelcycle.access import (
     AuditVerification,
     CreatedApiKey,
     Project,
+    RotatedApiKey,
     WhoAmI,
 )
 from modelcycle.client import calls
+from modelcycle.client.guard import Guard
+from modelcycle.client.privacy import Privacy
+from modelcycle.client.reports import Reports
 from modelcycle.client.transport import (
     connection_error,
     headers,
@@ -76,6 +80,9 @@ class Client:
         self.traces = Traces(self)
         self.jobs = Jobs(self)
         self.drift = Drift(self)
+        self.reports = Reports(self)
+        self.privacy = Privacy(self)
+        self.guard = Guard(self)
 
     def run(self, call: calls.Call[T]) -> T:
         """Send one call and parse its answer; errors raise ``ModelcycleError``."""
@@ -140,7 +147,7 @@ class Projects:
 
 
 class Keys:
-    """API keys (admins)."""
+    """API keys (maintainers and admins)."""
 
     def __init__(self, client: Client):
         self._c = client
@@ -152,9 +159,13 @@ class Keys:
         *,
         project: str | None = None,
         expires_at: datetime | None = None,
+        deployments: Sequence[str] | None = None,
     ) -> CreatedApiKey:
-        """Create a key; its ``key`` field is the only time the secret is shown."""
-        return self._c.run(calls.create_key(name, role, project, expires_at))
+        """Create a key; its ``key`` field is the only time the secret is shown.
+
+        ``deployments`` limits the deployments it may call through ``/v1``.
+        """
+        return self._c.run(calls.create_key(name, role, project, expires_at, deployments))
 
     def list(self, *, project: str | None = None) -> list[ApiKey]:
         """Keys of the project."""
@@ -167,6 +178,12 @@ class Keys:
     def revoke(self, key_id: int) -> ApiKey:
         """Revoke a key at once."""
         return self._c.run(calls.revoke_key(key_id))
+
+    def rotate(
+        self, key_id: int, *, grace_s: int = 0, expires_at: datetime | None = None
+    ) -> RotatedApiKey:
+        """Replace a key by a new one (shown this once); the old one works ``grace_s`` more."""
+        return self._c.run(calls.rotate_key(key_id, grace_s, expires_at))
 
 
 class Models:
@@ -315,8 +332,12 @@ class Deployments:
         limits: DeploymentLimits | None = None,
         cache: CachePolicy | None = None,
         breaker: BreakerPolicy | None = None,
+        guard: str | None = None,
     ) -> Deployment:
-        """Create a deployment; ``routes`` is a target, or ``{target: weight}`` primary first."""
+        """Create a deployment; ``routes`` is a target, or ``{target: weight}`` primary first.
+
+        ``guard``: the guard policy its requests run (see ``client.guard.policies``).
+        """
         return self._c.run(
             calls.create_deployment(
                 name,
@@ -329,6 +350,7 @@ class Deployments:
                 limits=limits,
                 cache=cache,
                 breaker=breaker,
+                guard=guard,
             )
         )
 
@@ -353,8 +375,12 @@ class Deployments:
         limits: DeploymentLimits | None = None,
         cache: CachePolicy | None = None,
         breaker: BreakerPolicy | None = None,
+        guard: str | calls.Keep | None = calls.KEEP,
     ) -> Deployment:
-        """Change some fields; refused (Conflict) if someone changed it since it was read."""
+        """Change some fields; refused (Conflict) if someone changed it since it was read.
+
+        ``guard``: a guard policy name, or ``None`` to run none.
+        """
         current = self.get(name)
         config = calls.changed_config(
             current.spec,
@@ -367,6 +393,7 @@ class Deployments:
             limits=limits,
             cache=cache,
             breaker=breaker,
+            guard=guard,
         )
         return self._c.run(calls.update_deployment(name, config, current.revision))
 

@@ -175,6 +175,13 @@ class DeploymentConfig(RequestBody):
         default_factory=BreakerPolicy,
         description="Takes a failing version out of routing, then probes it back in.",
     )
+    guard: str | None = Field(
+        default=None,
+        pattern=NAME_PATTERN,
+        max_length=64,
+        description="The guard policy (by name, see /api/v1/guard/policies) run on every "
+        "request's input and output; None: no guard.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> DeploymentConfig:

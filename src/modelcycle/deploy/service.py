@@ -24,7 +24,7 @@ from modelcycle.deploy.schemas import (
     RevisionAction,
     Route,
 )
-from modelcycle.errors import Conflict, NotFound
+from modelcycle.errors import Conflict, InvalidInput, NotFound
 from modelcycle.plugins import EventBus
 from modelcycle.store import Page, Store, audit, encode_cursor
 from modelcycle.store.audit import AuditRecord
@@ -67,9 +67,17 @@ def canary_of(config: DeploymentConfig) -> Route:
 class Deployments:
     """Deployments of one project at a time."""
 
-    def __init__(self, store: Store, bus: EventBus):
+    def __init__(
+        self,
+        store: Store,
+        bus: EventBus,
+        *,
+        guard_exists: Callable[[int, str], bool] | None = None,
+    ):
         self._store = store
         self._bus = bus
+        # (project id, policy name) -> whether that guard policy exists; None: not checked.
+        self._guard_exists = guard_exists
 
     # -- reads ---------------------------------------------------------------------
 
@@ -152,6 +160,7 @@ class Deployments:
         """Create a deployment; its targets must exist and be active."""
         require(principal, Role.MAINTAINER)
         config = spec.config()
+        self._check_guard(principal, config)
         with self._store.write() as session:
             exists = session.execute(
                 select(DeploymentRow.id).where(
@@ -297,6 +306,8 @@ class Deployments:
                 )
             config = new_config(session, row)
             self._validate(session, principal, config)
+            if config.guard != DeploymentConfig.model_validate(row.spec).guard:
+                self._check_guard(principal, config)
             before = {"revision": row.revision, "spec": row.spec}
             row.spec = _spec_json(config)
             row.revision += 1
@@ -318,6 +329,16 @@ class Deployments:
         if row is None:
             raise NotFound(f"deployment '{name}' not found; list them with: modelcycle deploy list")
         return row
+
+    def _check_guard(self, principal: Principal, config: DeploymentConfig) -> None:
+        if config.guard is None or self._guard_exists is None:
+            return
+        if not self._guard_exists(principal.project_id, config.guard):
+            raise InvalidInput(
+                f"unknown guard policy '{config.guard}'; create it with: "
+                f"modelcycle guard policy set {config.guard} --file FILE",
+                param="guard",
+            )
 
     @staticmethod
     def _validate(session: Session, principal: Principal, config: DeploymentConfig) -> None:

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -19,6 +19,7 @@ from modelcycle import events
 from modelcycle.access import Principal
 from modelcycle.backends import Backend, BackendPool, Chunk, Completion, Usage
 from modelcycle.backends.base import CallScope, call_scope
+from modelcycle.backends.capabilities import Tokenizing
 from modelcycle.deploy import Deployment, Deployments, ResolvedVersion
 from modelcycle.errors import (
     InvalidInput,
@@ -29,6 +30,7 @@ from modelcycle.errors import (
 )
 from modelcycle.gateway.cache import Resolver
 from modelcycle.gateway.choices import Choice, call_whole, count, open_stream, requires
+from modelcycle.gateway.guarding import Detokenizer, PolicySource, RequestGuard, request_guard
 from modelcycle.gateway.limits import Limits, Ticket
 from modelcycle.gateway.routing import Attempt, RouteKind, plan
 from modelcycle.gateway.schemas import InferenceRequest
@@ -61,6 +63,8 @@ class _Trace:
     """The last version called, whether it answered or not (a failed request's trace
     is counted against it, so error rates per version include total failures)."""
     tried_route: RouteKind | None = None
+    guard: RequestGuard | None = None
+    """The deployment's guard policy at work on this request; ``None``: it has none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,32 +111,26 @@ class ServedStream:
         self._gateway, self._trace = gateway, trace
         self._iterator, self._first, self._idle = iterator, first, idle_timeout_s
         self._final = count(trace.request) - 1  # the index of the last choice to finish
+        self._last, self._read = first, 1  # the newest chunk from upstream, chunks read
 
     async def chunks(self) -> AsyncGenerator[Chunk, None]:
         """The chunks, the first included; a failure mid-way raises ``UpstreamError``.
 
-        ``timeout_s`` bounds each wait for the next chunk.
+        ``timeout_s`` bounds each wait for the next chunk. With an output guard the
+        chunks are those it releases (``guarding.GuardedChunks``).
         """
-        last = self._first
-        count = 0
+        trace = self._trace
+        guarded = trace.guard.output_stream(trace.request, self._final) if trace.guard else None
+        upstream = self._upstream()
+        relayed = upstream if guarded is None else guarded.relay(upstream)
+        sent = self._first
         outcome: BaseException | None = None
-        texts = [self._first.text]  # the recorded answer (first choice)
+        texts: list[str] = []  # the recorded answer (first choice), as sent
         try:
-            yield self._first
-            while last.finish_reason is None or last.index < self._final:
-                try:
-                    async with asyncio.timeout(self._idle):
-                        last = await anext(self._iterator)
-                except StopAsyncIteration:
-                    break
-                except TimeoutError:
-                    raise UpstreamTimeout(
-                        f"no output for {self._idle:g} s; the stream was stopped"
-                    ) from None
-                count += 1
-                if last.index == 0:
-                    texts.append(last.text)
-                yield last
+            async for sent in relayed:
+                if sent.index == 0:
+                    texts.append(sent.text)
+                yield sent
         except (GeneratorExit, asyncio.CancelledError) as exc:
             outcome = exc
             raise
@@ -143,15 +141,35 @@ class ServedStream:
             outcome = UpstreamError(f"the stream broke: {type(exc).__name__}: {exc}")
             raise outcome from exc
         finally:
+            await relayed.aclose()
+            await upstream.aclose()
             await _aclose(self._iterator)
-            usage = last.usage or Usage(0, count + 1)
+            last = self._last
             self._gateway.finish(
-                self._trace,
+                trace,
                 outcome=outcome,
-                usage=usage,
-                finish_reason=last.finish_reason,
+                usage=sent.usage or last.usage or Usage(0, self._read),
+                finish_reason=sent.finish_reason or last.finish_reason,
                 output="".join(texts),
             )
+
+    async def _upstream(self) -> AsyncGenerator[Chunk, None]:
+        """The backend's chunks, the first included, until the last choice finishes."""
+        last = self._first
+        yield last
+        while last.finish_reason is None or last.index < self._final:
+            try:
+                async with asyncio.timeout(self._idle):
+                    last = await anext(self._iterator)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise UpstreamTimeout(
+                    f"no output for {self._idle:g} s; the stream was stopped"
+                ) from None
+            self._last = last
+            self._read += 1
+            yield last
 
 
 class Gateway:
@@ -167,8 +185,11 @@ class Gateway:
         rng: random.Random | None = None,
         retry_backoff_s: float = 0.05,
         limits: Limits | None = None,
+        guard: PolicySource | None = None,
     ):
         self._deployments = deployments
+        self.guard = guard
+        """Where deployments' guard policies come from (``None``: none configured)."""
         self.limits = limits or Limits()
         self.resolver = resolver
         self.backends = backends
@@ -188,8 +209,10 @@ class Gateway:
         trace = self._start(principal, request)
         try:
             deployment = await self.resolver.deployment(principal.project_id, request.deployment)
-            trace.ticket = await self.limits.admit(principal, deployment, request)
+            ticket = await self._admit(trace, deployment)
             choices = await self._attempts(trace, deployment, call_whole)
+            if trace.guard is not None:
+                choices = await trace.guard.check_output(choices)
         except BaseException as exc:
             self.finish(trace, outcome=exc)
             raise
@@ -200,7 +223,7 @@ class Gateway:
             finish_reason=completion.finish_reason,
             output=_output(choices.items) if len(choices.items) > 1 else completion.text,
         )
-        self._shadow(principal, request, deployment)
+        self._shadow(trace, deployment)
         assert trace.served is not None
         assert trace.route is not None
         return Served(
@@ -211,7 +234,7 @@ class Gateway:
             version=trace.served.version,
             route=trace.route,
             completion=completion,
-            headers=trace.ticket.headers,
+            headers=ticket.headers,
             choices=choices.items,
             usage=choices.usage,
             trace_id=request.context.trace_id or trace.request_id,
@@ -222,7 +245,7 @@ class Gateway:
         trace = self._start(principal, request)
         try:
             deployment = await self.resolver.deployment(principal.project_id, request.deployment)
-            trace.ticket = await self.limits.admit(principal, deployment, request)
+            await self._admit(trace, deployment)
             several = request.n > 1 or request.prompts is not None or request.params.echo
             opener = open_stream if several else _open_stream
             iterator, first = await self._attempts(trace, deployment, opener)
@@ -230,7 +253,7 @@ class Gateway:
             self.finish(trace, outcome=exc)
             raise
         trace.ttft_ms = (time.perf_counter() - trace.started) * 1000
-        self._shadow(principal, request, deployment)
+        self._shadow(trace, deployment)
         return ServedStream(self, trace, iterator, first, deployment.spec.timeout_s)
 
     async def serve(
@@ -247,14 +270,14 @@ class Gateway:
         trace = self._start(principal, request)
         try:
             deployment = await self.resolver.deployment(principal.project_id, request.deployment)
-            trace.ticket = await self.limits.admit(principal, deployment, request)
+            ticket = await self._admit(trace, deployment)
             result = await self._attempts(trace, deployment, call)
         except BaseException as exc:
             self.finish(trace, outcome=exc)
             raise
         self.finish(trace, usage=usage(result))
         assert trace.served is not None
-        return result, trace.served, trace.ticket.headers
+        return result, trace.served, ticket.headers
 
     async def aclose(self) -> None:
         """Cancel shadow calls in flight and close every backend."""
@@ -263,6 +286,46 @@ class Gateway:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.backends.aclose()
         await self.limits.aclose()
+
+    # -- admission ---------------------------------------------------------------------
+
+    async def _admit(self, trace: _Trace, deployment: Deployment) -> Ticket:
+        """Guard the input, then admit the request (see ``gateway.guarding`` for the order).
+
+        The ticket sees the request as the model will (redacted); a refused one is
+        charged to the budgets first, so it counts against rate limits like any other.
+        """
+        name = deployment.spec.guard
+        if name is not None:
+            principal = trace.principal
+            guard = await request_guard(self.guard, principal.project_id, deployment.name, name)
+            trace.guard = guard
+            trace.request = await guard.check_input(
+                trace.request, self._detokenizer(trace, deployment)
+            )
+        ticket = trace.ticket = await self.limits.admit(trace.principal, deployment, trace.request)
+        if trace.guard is not None and (refusal := trace.guard.refusal()) is not None:
+            await ticket.usable((), self.resolver)  # charges the budgets (a 429 comes first)
+            raise refusal
+        return ticket
+
+    def _detokenizer(self, trace: _Trace, deployment: Deployment) -> Detokenizer:
+        """Token ids -> text with the primary route's tokenizer (resolved only when used)."""
+
+        async def detokenize(tokens: Sequence[int]) -> str:
+            target = deployment.spec.routes[0].target
+            version = await self.resolver.version(trace.principal.project_id, target)
+            backend = self.backends.get(version.backend, version.source, version.params)
+            if not isinstance(backend, Tokenizing):
+                raise InvalidInput(
+                    f"deployment '{deployment.name}' checks its inputs with a guard policy, and "
+                    f"{version.model}@{version.version} cannot turn token ids back into text; "
+                    "send the prompt as text",
+                    param="prompt",
+                )
+            return await backend.detokenize(tokens)
+
+        return detokenize
 
     # -- attempts ----------------------------------------------------------------------
 
@@ -325,26 +388,24 @@ class Gateway:
 
     # -- shadow traffic ----------------------------------------------------------------
 
-    def _shadow(
-        self, principal: Principal, request: InferenceRequest, deployment: Deployment
-    ) -> None:
+    def _shadow(self, served: _Trace, deployment: Deployment) -> None:
         target = deployment.spec.shadow
         if not target:
             return
-        shadow_request = replace(request, stream=False)
-        task = asyncio.create_task(
-            self._run_shadow(principal, shadow_request, target, deployment.spec.timeout_s)
-        )
+        # The request as the model saw it (redacted); its answer is guarded for the record.
+        trace = self._start(served.principal, replace(served.request, stream=False))
+        if served.guard is not None:
+            trace.guard = RequestGuard(served.guard.policy, deployment.name)
+        task = asyncio.create_task(self._run_shadow(trace, target, deployment.spec.timeout_s))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run_shadow(
-        self, principal: Principal, request: InferenceRequest, target: str, timeout_s: float
-    ) -> None:
-        trace = self._start(principal, request)
+    async def _run_shadow(self, trace: _Trace, target: str, timeout_s: float) -> None:
         trace.attempts = 1
         try:
             choices = await self._try(trace, Attempt(target, "shadow"), timeout_s, call_whole)
+            if trace.guard is not None:
+                choices = await trace.guard.check_output(choices)
         except BaseException as exc:
             trace.route = "shadow"
             self.finish(trace, outcome=exc)
@@ -380,6 +441,7 @@ class Gateway:
         if trace.ticket is not None:
             trace.ticket.close(outcome, usage, trace.served)
         served = trace.served or trace.tried
+        guard = trace.guard
         self._bus.emit(
             events.RequestFinished(
                 request_id=trace.request_id,
@@ -412,6 +474,9 @@ class Gateway:
                 output=output,
                 params=request.params,
                 error_message=_message(outcome),
+                guard=guard.action() if guard else None,
+                guard_findings=guard.findings() if guard else (),
+                guard_ms=guard.milliseconds() if guard else None,
             )
         )
 

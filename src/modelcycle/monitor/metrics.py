@@ -4,11 +4,12 @@ Gateway traffic is measured with the OpenTelemetry GenAI metric names
 translated the Prometheus way (dots to underscores, the unit as a suffix):
 ``gen_ai_client_operation_duration_seconds``, ``gen_ai_client_token_usage``
 and ``gen_ai_server_time_to_first_token_seconds``, plus
-``modelcycle_requests_total``. ``Metrics.observe`` is a ``Recorder`` observer:
-it runs in the trace writer thread with each batch of spans, so the request
-path pays nothing for it. Labels are bounded on purpose (operation, deployment,
-version, route, status): user, session and trace ids never become labels,
-because each new value is a new time series held forever.
+``modelcycle_requests_total`` and ``modelcycle_guard_findings_total``.
+``Metrics.observe`` is a ``Recorder`` observer: it runs in the trace writer
+thread with each batch of spans, so the request path pays nothing for it.
+Labels are bounded on purpose (operation, deployment, version, route, status;
+the guard's detectors and finding types): user, session and trace ids never
+become labels, because each new value is a new time series held forever.
 
 The rest is read at scrape time: the recorder's counters, the process's CPU
 and memory, the models the backends hold, and each GPU's memory and
@@ -38,7 +39,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from modelcycle.monitor.recorder import Recorder
-from modelcycle.monitor.spans import SpanRecord
+from modelcycle.monitor.spans import GUARD_FINDINGS, SpanRecord
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ OPERATIONS = {
 """Gateway endpoint -> ``gen_ai.operation.name``."""
 
 LABELS = ("gen_ai_operation_name", "deployment", "version", "route", "status")
+GUARD_LABELS = ("deployment", "stage", "detector", "type", "action")
 
 
 def operation_name(span: SpanRecord) -> str:
@@ -170,6 +172,14 @@ class Metrics:
             buckets=TTFT_BUCKETS,
             registry=self.registry,
         )
+        self.guard_findings = Counter(
+            "modelcycle_guard_findings",
+            "Guard findings on gateway requests, by deployment, stage (input or output), "
+            "detector, finding type and the action taken (refused requests also show in "
+            "modelcycle_requests_total with status error).",
+            GUARD_LABELS,
+            registry=self.registry,
+        )
         self._children: dict[tuple[Counter | Histogram, tuple[str, ...]], Any] = {}
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
@@ -189,6 +199,8 @@ class Metrics:
                 continue
             labels: tuple[str, ...] = label_values(span)
             counts[labels] = counts.get(labels, 0) + 1
+            if span.guard is not None and span.attributes:
+                self._count_findings(span.deployment or "", span.attributes.get(GUARD_FINDINGS))
             self._child(self.duration, labels).observe(span.duration_ms / 1000)
             if span.status != "ok":
                 continue  # the conventions: no usage or first-token time for failed requests
@@ -199,6 +211,21 @@ class Metrics:
                 self._child(self.tokens, (*labels, "output")).observe(span.output_tokens)
         for labels, count in counts.items():
             self._child(self.requests, labels).inc(count)
+
+    def _count_findings(self, deployment: str, findings: Any) -> None:
+        """Count a span's guard findings (detector and type names are bounded: registered)."""
+        if not isinstance(findings, list):
+            return
+        for finding in findings:
+            if isinstance(finding, dict):
+                labels = (
+                    deployment,
+                    str(finding.get("stage", "")),
+                    str(finding.get("detector", "")),
+                    str(finding.get("type", "")),
+                    str(finding.get("action", "")),
+                )
+                self._child(self.guard_findings, labels).inc()
 
     def _child(self, metric: Counter | Histogram, labels: tuple[str, ...]) -> Any:
         """``metric.labels(*labels)``, kept: the lookup costs more than the observation."""

@@ -4,9 +4,11 @@ The request path only appends to a deque (tens of nanoseconds) and never
 waits: when ``queue_size`` items are waiting, new ones are dropped and
 counted. A writer thread wakes every ``flush_interval_s``, turns events into
 spans, hands them to observers (Prometheus metrics) and writes them in
-batches. When the database fails, the batch is appended to a spill file under
-``home/spill`` and replayed once the database answers again; ``close`` writes
-everything still queued.
+batches. Before anything leaves the process (observers, database, spill
+file), a ``SpanRedactor`` removes personal data and secrets from span text on
+that same thread. When the database fails, the batch is appended to a spill
+file under ``home/spill`` and replayed once the database answers again;
+``close`` writes everything still queued.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import orjson
 from sqlalchemy.exc import SQLAlchemyError
 
 from modelcycle import events, hookspecs
+from modelcycle.monitor.redaction import SpanRedactor
 from modelcycle.monitor.spans import SpanRecord, from_request
 from modelcycle.monitor.writer import SpanWriter
 
@@ -51,6 +54,7 @@ class Recorder:
         replay_interval_s: float = 5.0,
         content: bool = True,
         enabled: bool = True,
+        redactor: SpanRedactor | None = None,
     ):
         self.writer = writer
         self.spill_dir = spill_dir
@@ -60,6 +64,8 @@ class Recorder:
         self.replay_interval_s = replay_interval_s
         self.content = content
         self.enabled = enabled
+        self.redactor = redactor
+        """Applied to every span before it is observed or stored; ``None`` stores text as given."""
         self.observers: list[Observer] = []
         self.dropped = 0
         """Items refused because the queue was full (``modelcycle_traces_dropped_total``)."""
@@ -134,6 +140,8 @@ class Recorder:
                 while self._queue:
                     made, given = self._convert(self._take())
                     spans = made + given
+                    if self.redactor is not None:
+                        self.redactor.apply(spans)
                     for observer in self.observers:
                         try:
                             observer(spans)
@@ -219,6 +227,18 @@ class Recorder:
         if not self.spill_dir.is_dir():
             return []
         return sorted(self.spill_dir.glob("spans-*.jsonl"))
+
+    def replay_pending(self) -> list[Path]:
+        """Write queued spans and replay every spill file now; returns the files left.
+
+        Erasure calls this first, so that nothing written to the database after
+        it (a replayed spill file) can bring an erased user's spans back.
+        """
+        self.flush()
+        with self._write_lock:
+            for path in self.spill_files():
+                self.replay(path)
+            return self.spill_files()
 
     def _maybe_replay(self) -> None:
         if time.monotonic() < self._next_replay:

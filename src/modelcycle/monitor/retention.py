@@ -1,4 +1,10 @@
-"""How long traces are kept: each project's policy, and the purge the worker runs.
+"""What traces keep and for how long: each project's policy, and the purge the worker runs.
+
+The policy holds ``retention_days`` and ``store_raw_text`` (keep prompts and
+answers as sent instead of redacted; see ``monitor.redaction``). The trace
+writer asks ``keeps_raw_text`` for every batch, answered from memory for
+``RAW_TEXT_TTL_S``: a change made in this process applies at once, one made
+through another process within that time.
 
 ``purge_expired`` deletes, for each project with ``retention_days``, the spans
 that started before the cut-off, and the feedback of traces left with no span
@@ -12,6 +18,9 @@ audited as ``monitor.purge`` by ``system:retention``.
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, exists, select
@@ -33,13 +42,38 @@ from modelcycle.types import Role
 BATCH = 5_000
 """Spans deleted per transaction."""
 ACTOR = "system:retention"
+RAW_TEXT_TTL_S = 5.0
+"""How long a project's ``store_raw_text`` is answered from memory."""
 
 
 class MonitorPolicies:
-    """Per-project monitoring policy (retention)."""
+    """Per-project monitoring policy (retention, raw text)."""
 
-    def __init__(self, store: Store):
+    def __init__(
+        self,
+        store: Store,
+        *,
+        ttl_s: float = RAW_TEXT_TTL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self._store = store
+        self._ttl_s, self._clock = ttl_s, clock
+        self._raw_text: dict[int, tuple[float, bool]] = {}
+        self._lock = threading.Lock()
+
+    def keeps_raw_text(self, project_id: int) -> bool:
+        """Whether the project stores prompts and answers unredacted (cached briefly)."""
+        now = self._clock()
+        with self._lock:
+            cached = self._raw_text.get(project_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        with self._store.read() as session:
+            row = session.get(MonitorPolicyRow, project_id)
+            keep = bool(row is not None and row.store_raw_text)
+        with self._lock:
+            self._raw_text[project_id] = (now + self._ttl_s, keep)
+        return keep
 
     def get(self, principal: Principal) -> MonitorPolicy:
         """The caller's project's policy (traces are kept forever until one is set)."""
@@ -49,15 +83,28 @@ class MonitorPolicies:
             return _policy_out(row)
 
     def set(self, principal: Principal, update: MonitorPolicyUpdate) -> MonitorPolicy:
-        """Replace the project's policy; audited as ``monitor.policy.set``."""
+        """Change the fields ``update`` names (admins); audited as ``monitor.policy.set``.
+
+        The entry holds both settings before and after, so turning raw text on
+        (which stores personal data) is always on record with who did it.
+        """
         require(principal, Role.ADMIN)
+        given = update.model_fields_set
         with self._store.write() as session:
             row = session.get(MonitorPolicyRow, principal.project_id, with_for_update=True)
-            before = None if row is None else {"retention_days": row.retention_days}
+            before = None if row is None else _settings(row)
             if row is None:
-                row = MonitorPolicyRow(project_id=principal.project_id, updated_by=principal.actor)
+                row = MonitorPolicyRow(
+                    project_id=principal.project_id,
+                    updated_by=principal.actor,
+                    retention_days=None,
+                    store_raw_text=False,
+                )
                 session.add(row)
-            row.retention_days = update.retention_days
+            if "retention_days" in given:
+                row.retention_days = update.retention_days
+            if update.store_raw_text is not None:
+                row.store_raw_text = update.store_raw_text
             row.updated_by, row.updated_at = principal.actor, utcnow()
             session.flush()
             audit.append(
@@ -68,17 +115,27 @@ class MonitorPolicies:
                     target="monitor:policy",
                     project=principal.project,
                     before=before,
-                    after={"retention_days": row.retention_days},
+                    after=_settings(row),
                 ),
             )
-            return _policy_out(row)
+            policy = _policy_out(row)
+        with self._lock:
+            self._raw_text.pop(principal.project_id, None)
+        return policy
+
+
+def _settings(row: MonitorPolicyRow) -> dict[str, object]:
+    return {"retention_days": row.retention_days, "store_raw_text": row.store_raw_text}
 
 
 def _policy_out(row: MonitorPolicyRow | None) -> MonitorPolicy:
     if row is None:
-        return MonitorPolicy(retention_days=None)
+        return MonitorPolicy(retention_days=None, store_raw_text=False)
     return MonitorPolicy(
-        retention_days=row.retention_days, updated_by=row.updated_by, updated_at=row.updated_at
+        retention_days=row.retention_days,
+        store_raw_text=row.store_raw_text,
+        updated_by=row.updated_by,
+        updated_at=row.updated_at,
     )
 
 

@@ -119,8 +119,24 @@ def from_request(event: events.RequestFinished, *, content: bool = True) -> Span
         params=params_dict(event.params),
         input=input_text(event.input) if content else None,
         output=output_text(event.output) if content else None,
-        attributes=dict(event.metadata) if event.metadata else None,
+        attributes=attributes(event),
     )
+
+
+GUARD_FINDINGS = "guard.findings"
+GUARD_MS = "guard.ms"
+
+
+def attributes(event: events.RequestFinished) -> dict[str, Any] | None:
+    """The caller's metadata and what the guard found (these keys are never the caller's)."""
+    found = dict(event.metadata) if event.metadata else {}
+    found.pop(GUARD_FINDINGS, None)
+    found.pop(GUARD_MS, None)
+    if event.guard is not None:
+        found[GUARD_FINDINGS] = [dict(finding) for finding in event.guard_findings]
+    if event.guard_ms is not None:
+        found[GUARD_MS] = round(event.guard_ms, 3)
+    return found or None
 
 
 def params_dict(params: object) -> dict[str, Any] | None:

@@ -414,12 +414,28 @@ class MonitorPolicy(BaseModel):
 
     retention_days: int | None
     """Traces (spans and their feedback) older than this are purged; ``null`` keeps them."""
+    store_raw_text: bool = False
+    """Prompts and answers are stored as sent; ``false`` (the default): personal data and
+    secrets are redacted before a trace is stored (docs/privacy.md)."""
     updated_by: str | None = None
     updated_at: datetime | None = None
 
 
 class MonitorPolicyUpdate(RequestBody):
-    """A new monitoring policy."""
+    """A change to the monitoring policy: fields left out keep their value."""
 
-    retention_days: Annotated[int, Field(ge=1, le=36_500)] | None
-    """Days to keep traces (1..36500); ``null`` keeps them forever."""
+    retention_days: Annotated[int, Field(ge=1, le=36_500)] | None = Field(
+        default=None,
+        description="Days to keep traces (1..36500); null keeps them forever; left out: unchanged.",
+    )
+    store_raw_text: bool | None = Field(
+        default=None,
+        description="true stores prompts and answers unredacted (personal data included; "
+        "audited); false redacts personal data and secrets first; null or left out: unchanged.",
+    )
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> MonitorPolicyUpdate:
+        if not self.model_fields_set:
+            raise ValueError("give retention_days, store_raw_text or both")
+        return self

@@ -6,7 +6,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, status
 
-from modelcycle.access import ApiKey, CreatedApiKey, KeyCreate, Project, ProjectCreate, WhoAmI
+from modelcycle.access import (
+    ApiKey,
+    CreatedApiKey,
+    KeyCreate,
+    KeyRotate,
+    Project,
+    ProjectCreate,
+    RotatedApiKey,
+    WhoAmI,
+)
 from modelcycle.api.deps import CursorQuery, LimitQuery, PrincipalDep, ServicesDep
 from modelcycle.api.pages import PageOut, page_out
 from modelcycle.types import MAX_INT32, NAME_PATTERN
@@ -26,6 +35,7 @@ def whoami(principal: PrincipalDep) -> WhoAmI:
         role=principal.role,
         project=principal.project,
         is_root=principal.is_root,
+        deployments=None if principal.deployments is None else sorted(principal.deployments),
     )
 
 
@@ -43,7 +53,11 @@ def list_projects(principal: PrincipalDep, services: ServicesDep) -> list[Projec
 
 @router.post("/keys", response_model=CreatedApiKey, status_code=status.HTTP_201_CREATED)
 def create_key(body: KeyCreate, principal: PrincipalDep, services: ServicesDep) -> CreatedApiKey:
-    """Create an API key. The response holds the key itself, shown this once."""
+    """Create an API key. The response holds the key itself, shown this once.
+
+    Maintainers and admins create keys with a role at or below their own; a key
+    limited to some deployments grants at most those.
+    """
     return services.access.create_key(principal, body)
 
 
@@ -69,5 +83,22 @@ def get_key(key_id: KeyId, principal: PrincipalDep, services: ServicesDep) -> Ap
 
 @router.delete("/keys/{key_id}", response_model=ApiKey)
 def revoke_key(key_id: KeyId, principal: PrincipalDep, services: ServicesDep) -> ApiKey:
-    """Revoke a key: it stops working at once; the record stays for the audit log."""
+    """Revoke a key: it stops working at once; the record stays for the audit log.
+
+    Maintainers and admins revoke keys with a role at or below their own.
+    """
     return services.access.revoke_key(principal, key_id)
+
+
+@router.post(
+    "/keys/{key_id}/rotate", response_model=RotatedApiKey, status_code=status.HTTP_201_CREATED
+)
+def rotate_key(
+    key_id: KeyId, principal: PrincipalDep, services: ServicesDep, body: KeyRotate | None = None
+) -> RotatedApiKey:
+    """Replace a key by a new one (same name, role, allowlist), shown this once.
+
+    The old key is revoked at once, or keeps working ``grace_s`` seconds so that
+    its users can switch over. Whoever may revoke the key may rotate it.
+    """
+    return services.access.rotate_key(principal, key_id, body or KeyRotate())

@@ -46,6 +46,6 @@ def metrics(
 ) -> Response:
     """Request, token and latency metrics, trace recorder counters, process and GPU readings."""
     if services.settings.metrics_require_key:
-        require(get_principal(services, credentials), Role.VIEWER)
+        require(get_principal(request, services, credentials), Role.VIEWER)
     body, content_type = services.metrics.exposition(request.headers.get("accept"))
     return Response(body, media_type=content_type)

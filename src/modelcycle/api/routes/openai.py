@@ -1,7 +1,8 @@
 """The OpenAI-compatible API under ``/v1``: any OpenAI client can call a deployment.
 
 Authentication is a Bearer API key of any role (``app`` is enough); the
-request's ``model`` names a deployment of the key's project. Errors are OpenAI
+request's ``model`` names a deployment of the key's project (and of the key's
+allowlist, when it has one: ``modelcycle.api.allowlist``). Errors are OpenAI
 error objects; a failure after a stream began ends it with an error event.
 """
 
@@ -12,6 +13,7 @@ from dataclasses import replace
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
+from modelcycle.api.allowlist import callable_deployments, require_deployment
 from modelcycle.api.call_context import call_context
 from modelcycle.api.deps import InferencePrincipalDep, PrincipalDep, ServicesDep
 from modelcycle.api.errors import ERROR_RESPONSES, ErrorResponse
@@ -94,6 +96,7 @@ async def chat_completions(
     ``X-Modelcycle-User``, ``X-Modelcycle-Session``, ``X-Modelcycle-Metadata`` (a JSON
     object) and a W3C ``traceparent`` are recorded on the request's trace.
     """
+    require_deployment(principal, body.model)
     return await _answer(
         services,
         principal,
@@ -114,6 +117,7 @@ async def completions(
 
     Trace headers as for chat completions.
     """
+    require_deployment(principal, body.model)
     request = replace(body.to_inference(), context=call_context(http))
     return await _answer(
         services,
@@ -132,6 +136,7 @@ async def embeddings(
     http: Request,
 ) -> Response:
     """Embed text or token ids with a deployment (``encoding_format``: float or base64)."""
+    require_deployment(principal, body.model)
     result, version, headers = await endpoints.embed(
         services.gateway,
         principal,
@@ -151,5 +156,5 @@ async def embeddings(
 @router.get("/models", response_class=Response)
 async def list_models(principal: InferencePrincipalDep, services: ServicesDep) -> Response:
     """The deployments this key may call, as OpenAI models."""
-    deployments = await services.gateway.models(principal)
+    deployments = callable_deployments(principal, await services.gateway.models(principal))
     return Response(models_body(deployments), media_type="application/json")

@@ -2,8 +2,8 @@
 
 Shaped as vLLM serves them (so clients written for vLLM, such as evaluation
 harnesses that count or truncate tokens, work unchanged), authenticated like
-``/v1`` (any key of the deployment's project), and answered by the engine of the
-deployment's primary version. A server hosts many deployments, so
+``/v1`` (any key of the deployment's project, within its allowlist), and
+answered by the engine of the deployment's primary version. A server hosts many deployments, so
 ``/tokenizer_info`` takes the deployment as ``?model=`` (default ``default``).
 """
 
@@ -16,6 +16,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from modelcycle.api.allowlist import require_deployment
 from modelcycle.api.deps import InferencePrincipalDep, ServicesDep
 from modelcycle.api.errors import ErrorResponse
 from modelcycle.backends import Message
@@ -108,6 +109,7 @@ async def tokenize(
     body: TokenizeRequest, principal: InferencePrincipalDep, services: ServicesDep
 ) -> Response:
     """Token ids of a prompt, or of the prompt a chat request with ``messages`` evaluates."""
+    require_deployment(principal, body.model)
     if (body.prompt is None) == (body.messages is None):
         raise InvalidInput("send either prompt or messages", param="prompt")
     messages = None
@@ -131,6 +133,7 @@ async def detokenize(
     body: DetokenizeRequest, principal: InferencePrincipalDep, services: ServicesDep
 ) -> Response:
     """The text of token ids."""
+    require_deployment(principal, body.model)
     for token in body.tokens:
         if not 0 <= token <= MAX_INT32:
             raise InvalidInput(f"token id {token} is out of range", param="tokens")
@@ -145,6 +148,7 @@ async def tokenizer_info(
     model: str = Query(default="default", min_length=1, max_length=256),
 ) -> Response:
     """The tokenizer configuration of the deployment's primary version."""
+    require_deployment(principal, model)
     info = await endpoints.tokenizer_info(services.gateway, principal, model)
     return _json(
         TokenizerInfoResponse(

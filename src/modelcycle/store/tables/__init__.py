@@ -4,6 +4,7 @@ from modelcycle.store.tables.access import ApiKeyRow, ProjectRow
 from modelcycle.store.tables.audit import AuditEntryRow, AuditHeadRow
 from modelcycle.store.tables.base import Base, utcnow
 from modelcycle.store.tables.deploy import DeploymentRevisionRow, DeploymentRow
+from modelcycle.store.tables.guard import GuardPolicyRow
 from modelcycle.store.tables.jobs import JobEventRow, JobRow, ScheduleRow
 from modelcycle.store.tables.monitor import (
     AlertEventRow,
@@ -36,6 +37,7 @@ __all__ = [
     "DeploymentRow",
     "DriftReportRow",
     "FeedbackRow",
+    "GuardPolicyRow",
     "JobEventRow",
     "JobRow",
     "LineageEdgeRow",

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from modelcycle.store.tables.base import Base, utcnow
+from modelcycle.store.tables.base import Base, JSONColumn, utcnow
 
 
 class ProjectRow(Base):
@@ -36,3 +36,7 @@ class ApiKeyRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    deployments: Mapped[list[str] | None] = mapped_column(JSONColumn, default=None)
+    """The deployments this key may call through ``/v1``; ``None``: every one of its project."""
+    rotated_from: Mapped[int | None] = mapped_column(default=None)
+    """The key this one replaced by rotation (same name, role and allowlist)."""

@@ -248,5 +248,7 @@ class MonitorPolicyRow(Base):
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), primary_key=True)
     retention_days: Mapped[int | None]
     """Spans older than this many days are purged by the worker; ``None`` keeps them."""
+    store_raw_text: Mapped[bool] = mapped_column(default=False)
+    """Keep prompts and answers as sent; by default PII is redacted before traces are stored."""
     updated_by: Mapped[str] = mapped_column(String(100))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

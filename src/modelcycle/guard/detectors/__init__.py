@@ -1,0 +1,1 @@
+"""Built-in guard detectors: one module per family."""

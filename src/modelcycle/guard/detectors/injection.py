@@ -30,12 +30,12 @@ from pydantic import Field
 from modelcycle.guard.detectors.encodings import MAX_RUNS, leet_payload, payloads
 from modelcycle.guard.detectors.injection_classifier import InjectionClassifier
 from modelcycle.guard.detectors.injection_phrases import (
-    WORD,
     RuleSet,
     Verdict,
     combine,
     compile_rules,
     find_hits,
+    words_of,
 )
 from modelcycle.guard.detectors.injection_rules_en import RULES_EN
 from modelcycle.guard.detectors.injection_rules_en_extraction import RULES_EN_EXTRACTION
@@ -50,6 +50,7 @@ from modelcycle.guard.detectors.unicode_tricks import (
     hidden_tag_text,
     invisible_runs,
     mixed_script_words,
+    non_ascii,
 )
 from modelcycle.guard.types import Finding
 
@@ -106,12 +107,12 @@ class InjectionDetector:
         if not text:
             return []
         folded = fold(text)
-        words = set(WORD.findall(folded.text))
+        words = words_of(folded.text)
         findings = []
         for verdict in scan(folded.text, words):
             start, end = folded.span(verdict.start, verdict.end)
             findings.append(Finding(NAME, verdict.kind, start, end, verdict.score))
-        if not text.isascii() and SUSPECT.search(text) is not None:
+        if not text.isascii() and SUSPECT.search(non_ascii(text)) is not None:
             findings.extend(self._hidden(text))
         if self.options.decode:
             for payload in payloads(text, words):
@@ -152,7 +153,7 @@ def _decoded_score(decoded: str) -> float:
     if not decoded:
         return 0.0
     folded = fold(decoded).text
-    verdicts = scan(folded, set(WORD.findall(folded)))
+    verdicts = scan(folded, words_of(folded))
     return max((v.score for v in verdicts), default=0.0)
 
 

@@ -8,8 +8,9 @@ together. Hits of one kind combine as independent evidence (noisy-OR) within a
 window of text, and other kinds lend half their weight, so a long benign text
 with a weak word here and there stays quiet.
 
-A rule only runs when one of its ``gate`` words is in the text, which keeps the
-cost on ordinary prompts to a set lookup per rule.
+A rule only runs when one of its ``gate`` words is in the text (and one of its
+``requires`` words, if any), which keeps the cost on ordinary prompts to a few set
+operations over the text's words.
 """
 
 from __future__ import annotations
@@ -24,6 +25,15 @@ EXTRACTION = "SYSTEM_PROMPT_EXTRACTION"
 KINDS = (INJECTION, JAILBREAK, EXTRACTION)
 
 WORD = re.compile(r"[a-z0-9]+")
+# ``WORD``'s tokens at C speed: non-ASCII characters become "?" when encoded, then every
+# byte outside [a-z0-9] becomes a space and ``split`` cuts there.
+_WORD_BYTES = bytes(c if 48 <= c <= 57 or 97 <= c <= 122 else 32 for c in range(256))
+
+
+def words_of(text: str) -> set[str]:
+    """The distinct ``WORD`` tokens of ``text`` (what ``set(WORD.findall(text))`` gives)."""
+    return set(text.encode("ascii", "replace").translate(_WORD_BYTES).decode("ascii").split())
+
 
 SCOPE_AFTER = 48
 """Characters after a match where its scope words may still follow ("instructions above")."""
@@ -113,37 +123,48 @@ def _anchor(phrase: str) -> tuple[str, int]:
 
 @dataclass(frozen=True, slots=True)
 class RuleSet:
-    """Compiled rules and an index from gate word to the rules it lets run."""
+    """Compiled rules, indexed so that picking the ones a text can match is a few set operations."""
 
     rules: tuple[Rule, ...]
-    index: dict[str, tuple[int, ...]]
+    index: dict[str, frozenset[int]]
+    """Gate word -> the rules it lets run."""
     keys: frozenset[str]
-    always: tuple[int, ...]
+    always: frozenset[int]
     """Rules without gate words: they run on every text (their ``needs`` permitting)."""
+    required: dict[str, frozenset[int]]
+    """``requires`` word -> the rules it satisfies."""
+    unrequired: frozenset[int]
+    """Rules without ``requires`` words."""
+    needs: str
+    """Every character some rule ``needs`` (looked for once per text)."""
 
     @classmethod
     def of(cls, rules: Sequence[Rule]) -> RuleSet:
-        """Index ``rules`` by their gate words."""
-        index: dict[str, list[int]] = {}
-        always = []
+        """Index ``rules`` by their gate and ``requires`` words."""
+        index: dict[str, set[int]] = {}
+        required: dict[str, set[int]] = {}
         for position, rule in enumerate(rules):
-            if not rule.gate:
-                always.append(position)
             for word in rule.gate:
-                index.setdefault(word, []).append(position)
+                index.setdefault(word, set()).add(position)
+            for word in rule.requires:
+                required.setdefault(word, set()).add(position)
         return cls(
             tuple(rules),
-            {word: tuple(positions) for word, positions in index.items()},
+            {word: frozenset(positions) for word, positions in index.items()},
             frozenset(index),
-            tuple(always),
+            frozenset(p for p, rule in enumerate(rules) if not rule.gate),
+            {word: frozenset(positions) for word, positions in required.items()},
+            frozenset(p for p, rule in enumerate(rules) if not rule.requires),
+            "".join(sorted({char for rule in rules for char in rule.needs})),
         )
 
     def candidates(self, words: frozenset[str] | set[str]) -> list[Rule]:
-        """The rules whose gate words occur in ``words``, in table order."""
-        chosen = set(self.always)
-        for word in self.keys & words:
-            chosen.update(self.index[word])
-        return [self.rules[position] for position in sorted(chosen)]
+        """The rules whose gate words (and ``requires`` words, if any) occur in ``words``."""
+        gated = self.always.union(*map(self.index.__getitem__, self.keys & words))
+        allowed = self.unrequired.union(
+            *map(self.required.__getitem__, self.required.keys() & words)
+        )
+        return list(map(self.rules.__getitem__, sorted(gated & allowed)))
 
 
 def compile_rules(specs: Iterable[RuleSpec]) -> tuple[Rule, ...]:
@@ -206,11 +227,13 @@ def find_hits(rules: RuleSet, text: str, words: frozenset[str] | set[str]) -> li
     """Every hit of every rule whose gate words occur in ``words``."""
     hits: list[Hit] = []
     starts: dict[str, list[int]] = {}
+    present: set[str] | None = None
     for rule in rules.candidates(words):
-        if rule.requires and rule.requires.isdisjoint(words):
-            continue
-        if rule.needs and not any(char in text for char in rule.needs):
-            continue
+        if rule.needs:
+            if present is None:
+                present = {char for char in rules.needs if char in text}
+            if present.isdisjoint(rule.needs):
+                continue
         matches: Iterable[re.Match[str]]
         if rule.anchors is not None:
             matches = _anchored(rule.pattern, rule.anchors, text, words, starts)
@@ -223,6 +246,11 @@ def find_hits(rules: RuleSet, text: str, words: frozenset[str] | set[str]) -> li
     return hits
 
 
+PREFIX = 32
+"""Characters of a failed match's context looked at first: contexts rarely share them, and
+comparing those is cheaper than slicing and hashing ``REACH`` characters."""
+
+
 def _anchored(
     pattern: re.Pattern[str],
     anchors: dict[str, tuple[int, ...]],
@@ -231,31 +259,66 @@ def _anchored(
     starts: dict[str, list[int]],
 ) -> list[re.Match[str]]:
     """Matches of an anchored rule, tried where its lead phrases may start."""
-    positions: set[int] = set()
-    for word, offsets in anchors.items():
-        if word not in words:
-            continue
-        cached = starts.get(word)
-        if cached is None:
-            cached = starts[word] = _word_starts(text, word)
-        for offset in offsets:
-            positions.update(p - offset for p in cached if p >= offset)
+    ordered = _positions(anchors, text, words, starts)
+    if not ordered:
+        return []
     matches = []
-    failed: set[str] = set()
-    for position in sorted(positions):
-        if position > 0 and text[position - 1].isalnum():
-            continue  # the anchor word is whole, but the phrase must start a word too
-        context = text[position : position + REACH]
-        if context in failed:
-            continue
+    # Failed contexts by their first ``PREFIX`` characters: the position of the first one
+    # (its context is sliced only when a second context shares the prefix), then their set.
+    failed: dict[str, int | set[str]] = {}
+    for position in ordered:
+        prefix = text[position : position + PREFIX]
+        seen = failed.get(prefix)
+        context = ""
+        if seen is not None:
+            if isinstance(seen, int):
+                seen = failed[prefix] = {text[seen : seen + REACH]}
+            context = text[position : position + REACH]
+            if context in seen:
+                continue
         match = pattern.match(text, position)
         if match is None:
-            failed.add(context)
+            if isinstance(seen, set):
+                seen.add(context)
+            else:
+                failed[prefix] = position
         else:
             matches.append(match)
             if len(matches) >= MAX_HITS_PER_RULE:
                 break
     return matches
+
+
+def _positions(
+    anchors: dict[str, tuple[int, ...]],
+    text: str,
+    words: frozenset[str] | set[str],
+    starts: dict[str, list[int]],
+) -> list[int]:
+    """Where an anchored rule's lead phrases may start, in order, each at a word's start."""
+    present = anchors.keys() & words
+    if len(present) == 1 and anchors[next(iter(present))] == (0,):
+        # The usual case: one anchor word, leading its phrases; its whole-word starts come
+        # in order and already start a word.
+        return _starts(text, next(iter(present)), starts)
+    positions: set[int] = set()
+    for word in present:
+        cached = _starts(text, word, starts)
+        for offset in anchors[word]:
+            if offset:
+                positions.update(p - offset for p in cached if p >= offset)
+            else:
+                positions.update(cached)
+    # The anchor word is whole, but the phrase must start a word too.
+    return [p for p in sorted(positions) if p == 0 or not text[p - 1].isalnum()]
+
+
+def _starts(text: str, word: str, cache: dict[str, list[int]]) -> list[int]:
+    """``_word_starts`` through a per-text cache (rules share anchor words)."""
+    found = cache.get(word)
+    if found is None:
+        found = cache[word] = _word_starts(text, word)
+    return found
 
 
 def _word_starts(text: str, word: str) -> list[int]:

@@ -79,10 +79,12 @@ def _fold_table() -> dict[int, str]:
 
 FOLD_TABLE = _fold_table()
 _CONFUSABLE_CODES = frozenset(ord(k) for k in _CONFUSABLES if k.isalpha())
-# The characters FOLD_TABLE rewrites: a regex substitution touches only these
-# (``str.translate`` would look every character of a non-ASCII text up in a dict).
-FOLDABLE = re.compile("[" + re.escape("".join(chr(code) for code in sorted(FOLD_TABLE))) + "]")
+# The characters FOLD_TABLE rewrites, as strings: a text is folded by one ``str.replace`` per
+# distinct such character it holds (``str.translate`` would look every character of a
+# non-ASCII text up in a dict). Every replacement is ASCII, so replacements never chain.
+_FOLD_CHARS = {chr(code): out for code, out in FOLD_TABLE.items()}
 NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
+ASCII_RUN = re.compile(r"[\x00-\x7f]+")
 # Runs of spaces and tabs become one space, so "ignore   all" reads like "ignore all".
 BLANK_RUN = re.compile(r"[ \t]{2,}|\t")
 
@@ -161,20 +163,24 @@ def fold_char(char: str) -> str:
     return "".join(c for c in out if not unicodedata.combining(c)).translate(FOLD_TABLE)
 
 
-def _table_fold(match: re.Match[str]) -> str:
-    return FOLD_TABLE[ord(match.group())]
+def non_ascii(text: str) -> str:
+    """``text`` without its ASCII characters: what the big character classes need to scan."""
+    return ASCII_RUN.sub("", text)
 
 
 def _fold_simple(text: str) -> str | None:
     """Fold a text one-for-one if it can be (nothing to delete, NFKC keeps the length)."""
-    if DELETABLE.search(text) is not None:
+    rare = non_ascii(text)
+    if DELETABLE.search(rare) is not None:
         return None
     if not unicodedata.is_normalized("NFKC", text):
         normal = unicodedata.normalize("NFKC", text)
         if len(normal) != len(text):
             return None
-        text = normal
-    out = FOLDABLE.sub(_table_fold, text).lower()
+        text, rare = normal, non_ascii(normal)
+    for char in _FOLD_CHARS.keys() & set(rare):
+        text = text.replace(char, _FOLD_CHARS[char])
+    out = text.lower()
     return out if len(out) == len(text) else None
 
 

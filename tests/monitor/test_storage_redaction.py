@@ -24,6 +24,7 @@ import pytest
 from sqlalchemy import select, update
 
 from modelcycle.errors import ModelcycleError
+from modelcycle.guard.builtin import BuiltinDetectors
 from modelcycle.guard.engine import DetectorRegistry
 from modelcycle.guard.schemas import GuardPolicySpec, GuardRule
 from modelcycle.guard.storage import storage_redactor
@@ -380,3 +381,25 @@ async def test_redaction_runs_on_the_writer_thread_not_the_request_path(tmp_path
 
         assert_redacted(span.input)
         assert threads == {"modelcycle-trace-writer"}
+
+
+def test_clean_json_text_takes_one_pass_and_escaped_text_is_read_value_by_value() -> None:
+    calls: list[str] = []
+
+    def counting(text: str) -> str:
+        calls.append(text)
+        return text.replace(EMAIL, "[EMAIL_ADDRESS]")
+
+    redactor = SpanRedactor(counting, lambda _p: False)
+    clean = orjson.dumps([{"role": "user", "content": "what is the capital of Spain?"}]).decode()
+    assert redactor.text(clean) == clean
+    assert calls == [clean]  # one pass over the whole text, no parse, no value by value
+
+    # A value whose JSON form differs from its text (escapes) is read value by value,
+    # where the real detectors see the text as sent: a private key's line breaks, say.
+    real = storage_redactor(DetectorRegistry(BuiltinDetectors().modelcycle_guard_detectors()))
+    pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7bq\n-----END RSA PRIVATE KEY-----"
+    escaped = orjson.dumps([{"role": "user", "content": f"my key:\n{pem}"}]).decode()
+    out = SpanRedactor(real, lambda _p: False).text(escaped)
+    assert "MIIEowIBAAKCAQEA7bq" not in (out or "")
+    assert orjson.loads(out or "")[0]["content"].startswith("my key:\n[")

@@ -142,3 +142,17 @@ def modelcycle_model_report_sections(  # type: ignore[empty-body]
     which the report's compliance map cites. Return an empty list when you
     hold nothing about the version. Called on a worker thread per report.
     """
+
+
+@hookspec
+def modelcycle_register_scorers() -> Mapping[str, Callable[[Mapping[str, Any]], Any]]:  # type: ignore[empty-body]
+    """Offer evaluation scorers: a mapping of name -> factory.
+
+    A factory is called as ``factory(options)`` with the options a run gives the
+    scorer, validates them (``InvalidInput`` naming a bad one) and returns a
+    ``modelcycle.evaluate.scorers.Scorer`` (``name``, ``kind``,
+    ``needs_reference``, ``higher_is_better``, ``score``, ``score_many``). It
+    must not load a model yet (do that on first use). Built-in scorers
+    (``exact_match``, ``rouge_l``, ``bleu``, ``pii_leak``...) register through
+    this hook too; a plugin registered later may override one by name.
+    """

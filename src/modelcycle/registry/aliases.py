@@ -12,7 +12,7 @@ from modelcycle.access import Principal, require
 from modelcycle.errors import Conflict, InvalidInput, NotFound
 from modelcycle.plugins import EventBus
 from modelcycle.registry import queries
-from modelcycle.registry.schemas import Alias, AliasMove, Lineage, LineageEdge, VersionRef
+from modelcycle.registry.schemas import Alias, AliasMove, Lineage, VersionRef
 from modelcycle.store import Store, audit
 from modelcycle.store.audit import AuditRecord
 from modelcycle.store.tables import (
@@ -134,33 +134,10 @@ class Aliases:
         with self._store.read() as session:
             model = queries.find_model(session, principal.project_id, model_name)
             row = queries.find_version(session, model, version)
-            ancestors: list[VersionRef] = []
-            parent_id = row.parent_id
-            while parent_id is not None and len(ancestors) < MAX_LINEAGE_DEPTH:
-                parent = session.get(ModelVersionRow, parent_id)
-                ref = queries.ref_of(session, parent_id)
-                if parent is None or ref is None:
-                    break
-                ancestors.append(ref)
-                parent_id = parent.parent_id
-            edges = session.execute(
-                select(LineageEdgeRow)
-                .where(LineageEdgeRow.version_id == row.id)
-                .order_by(LineageEdgeRow.id)
-            ).scalars()
             return Lineage(
                 version=VersionRef(model=model_name, version=version),
-                ancestors=ancestors,
-                edges=[
-                    LineageEdge(
-                        relation=edge.relation,
-                        target_kind=edge.target_kind,
-                        target_ref=edge.target_ref,
-                        metadata=edge.meta,
-                        created_at=edge.created_at,
-                    )
-                    for edge in edges
-                ],
+                ancestors=queries.ancestors(session, row, MAX_LINEAGE_DEPTH),
+                edges=queries.lineage_edges(session, row.id),
             )
 
     @staticmethod

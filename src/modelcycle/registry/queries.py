@@ -6,8 +6,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from modelcycle.errors import NotFound
-from modelcycle.registry.schemas import ModelVersion, VersionRef
-from modelcycle.store.tables import AliasRow, ModelRow, ModelVersionRow
+from modelcycle.registry.schemas import LineageEdge, ModelVersion, VersionRef
+from modelcycle.store.tables import AliasRow, LineageEdgeRow, ModelRow, ModelVersionRow
 from modelcycle.types import BackendKind, VersionStatus
 
 
@@ -79,3 +79,38 @@ def version_out(
         created_by=row.created_by,
         created_at=row.created_at,
     )
+
+
+def ancestors(session: Session, row: ModelVersionRow, max_depth: int) -> list[VersionRef]:
+    """The parent chain of a version, nearest first, at most ``max_depth`` long."""
+    found: list[VersionRef] = []
+    seen = {row.id}
+    parent_id = row.parent_id
+    while parent_id is not None and parent_id not in seen and len(found) < max_depth:
+        seen.add(parent_id)
+        parent = session.get(ModelVersionRow, parent_id)
+        ref = ref_of(session, parent_id)
+        if parent is None or ref is None:
+            break
+        found.append(ref)
+        parent_id = parent.parent_id
+    return found
+
+
+def lineage_edges(session: Session, version_id: int) -> list[LineageEdge]:
+    """The lineage edges later stages recorded on a version, oldest first."""
+    rows = session.execute(
+        select(LineageEdgeRow)
+        .where(LineageEdgeRow.version_id == version_id)
+        .order_by(LineageEdgeRow.id)
+    ).scalars()
+    return [
+        LineageEdge(
+            relation=edge.relation,
+            target_kind=edge.target_kind,
+            target_ref=edge.target_ref,
+            metadata=edge.meta,
+            created_at=edge.created_at,
+        )
+        for edge in rows
+    ]

@@ -19,7 +19,7 @@ from modelcycle.backends.openai_params import plaintext_credentials
 from modelcycle.deploy import DeploymentConfig, resolve
 from modelcycle.errors import InvalidInput, NotFound
 from modelcycle.guard import GuardPolicySpec
-from modelcycle.registry import LineageEdge, VersionRef, queries
+from modelcycle.registry import queries
 from modelcycle.reports.schemas import (
     USE_KEYS,
     DeploymentUse,
@@ -35,7 +35,6 @@ from modelcycle.store.tables import (
     AliasRow,
     DeploymentRow,
     GuardPolicyRow,
-    LineageEdgeRow,
     ModelRow,
     ModelVersionRow,
 )
@@ -166,39 +165,14 @@ def _text(value: Any) -> str:
 
 def lineage(session: Session, row: ModelVersionRow) -> LineageView:
     """Ancestors (parent first), lineage edges and the versions derived from this one."""
-    ancestors: list[VersionRef] = []
-    seen = {row.id}
-    parent_id = row.parent_id
-    while parent_id is not None and parent_id not in seen and len(ancestors) < MAX_ANCESTORS:
-        seen.add(parent_id)
-        ref = queries.ref_of(session, parent_id)
-        parent = session.get(ModelVersionRow, parent_id)
-        if ref is None or parent is None:
-            break
-        ancestors.append(ref)
-        parent_id = parent.parent_id
-    edges = session.execute(
-        select(LineageEdgeRow)
-        .where(LineageEdgeRow.version_id == row.id)
-        .order_by(LineageEdgeRow.id)
-    ).scalars()
     children = session.execute(
         select(ModelVersionRow.id)
         .where(ModelVersionRow.parent_id == row.id)
         .order_by(ModelVersionRow.id)
     ).scalars()
     return LineageView(
-        ancestors=ancestors,
-        edges=[
-            LineageEdge(
-                relation=edge.relation,
-                target_kind=edge.target_kind,
-                target_ref=edge.target_ref,
-                metadata=edge.meta,
-                created_at=edge.created_at,
-            )
-            for edge in edges
-        ],
+        ancestors=queries.ancestors(session, row, MAX_ANCESTORS),
+        edges=queries.lineage_edges(session, row.id),
         children=[ref for child in children if (ref := queries.ref_of(session, child))],
     )
 

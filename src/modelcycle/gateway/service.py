@@ -204,11 +204,25 @@ class Gateway:
         """The deployments the key may call (every deployment of its project)."""
         return await asyncio.to_thread(self._deployments.names, principal.project_id)
 
-    async def generate(self, principal: Principal, request: InferenceRequest) -> Served:
-        """A whole answer, from the chosen route or, when it fails, a fallback."""
+    async def generate(
+        self,
+        principal: Principal,
+        request: InferenceRequest,
+        *,
+        deployment: Deployment | None = None,
+    ) -> Served:
+        """A whole answer, from the chosen route or, when it fails, a fallback.
+
+        ``deployment``: serve with this configuration instead of the stored one
+        named by ``request.deployment`` (an evaluation of a version that no
+        deployment serves: one route to it, no guard, no limits).
+        """
         trace = self._start(principal, request)
         try:
-            deployment = await self.resolver.deployment(principal.project_id, request.deployment)
+            if deployment is None:
+                deployment = await self.resolver.deployment(
+                    principal.project_id, request.deployment
+                )
             ticket = await self._admit(trace, deployment)
             choices = await self._attempts(trace, deployment, call_whole)
             if trace.guard is not None:

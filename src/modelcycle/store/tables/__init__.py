@@ -4,6 +4,15 @@ from modelcycle.store.tables.access import ApiKeyRow, ProjectRow
 from modelcycle.store.tables.audit import AuditEntryRow, AuditHeadRow
 from modelcycle.store.tables.base import Base, utcnow
 from modelcycle.store.tables.deploy import DeploymentRevisionRow, DeploymentRow
+from modelcycle.store.tables.evaluate import (
+    DatasetRow,
+    DatasetSampleRow,
+    DatasetVersionRow,
+    EvalResultRow,
+    EvalRunRow,
+    OnlineEvalConfigRow,
+    OnlineScoreRow,
+)
 from modelcycle.store.tables.guard import GuardPolicyRow
 from modelcycle.store.tables.jobs import JobEventRow, JobRow, ScheduleRow
 from modelcycle.store.tables.monitor import (
@@ -33,9 +42,14 @@ __all__ = [
     "AuditEntryRow",
     "AuditHeadRow",
     "Base",
+    "DatasetRow",
+    "DatasetSampleRow",
+    "DatasetVersionRow",
     "DeploymentRevisionRow",
     "DeploymentRow",
     "DriftReportRow",
+    "EvalResultRow",
+    "EvalRunRow",
     "FeedbackRow",
     "GuardPolicyRow",
     "JobEventRow",
@@ -44,6 +58,8 @@ __all__ = [
     "ModelRow",
     "ModelVersionRow",
     "MonitorPolicyRow",
+    "OnlineEvalConfigRow",
+    "OnlineScoreRow",
     "ProjectRow",
     "ScheduleRow",
     "SecretRow",

@@ -32,6 +32,7 @@ from modelcycle.store.tables.registry import (
     ModelVersionRow,
 )
 from modelcycle.store.tables.secrets import SecretRow
+from modelcycle.store.tables.tune import FileRow, TuneCheckpointRow, TuneJobRow
 
 __all__ = [
     "AlertEventRow",
@@ -51,6 +52,7 @@ __all__ = [
     "EvalResultRow",
     "EvalRunRow",
     "FeedbackRow",
+    "FileRow",
     "GuardPolicyRow",
     "JobEventRow",
     "JobRow",
@@ -65,5 +67,7 @@ __all__ = [
     "SecretRow",
     "SpanRollupRow",
     "SpanRow",
+    "TuneCheckpointRow",
+    "TuneJobRow",
     "utcnow",
 ]

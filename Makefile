@@ -46,7 +46,7 @@ $(RUN_STAMP): pyproject.toml $(LLAMA_STAMP) | $(BIN)/python
 	@touch $@
 
 $(DEV_STAMP): pyproject.toml $(LLAMA_STAMP) | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[local,hf,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[local,hf,dev,ray]'
 	@touch $@ $(RUN_STAMP)
 
 run: $(RUN_STAMP)

@@ -190,6 +190,42 @@ class DriftDetected:
     at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class EvalFinished:
+    """An evaluation run ended: ``status`` is ``succeeded`` (its summary stored) or ``failed``.
+
+    ``gates_passed`` is ``None`` when the run had no gates (or failed).
+    """
+
+    project: str
+    project_id: int
+    run_id: int
+    kind: str
+    status: str
+    gates_passed: bool | None
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TuneFinished:
+    """A tuning job ended: ``status`` is ``succeeded`` (a version registered) or ``failed``.
+
+    ``model``/``version`` name the registered version (``None`` unless it
+    succeeded); ``eval_datasets`` are the datasets to compare it with its parent on.
+    """
+
+    project: str
+    project_id: int
+    tune_job: str
+    """The job's public id (``ftjob-...``)."""
+    status: str
+    model: str | None
+    version: int | None
+    parent_version: int | None
+    eval_datasets: tuple[str, ...]
+    at: datetime
+
+
 Event = (
     VersionRegistered
     | VersionArchived
@@ -200,4 +236,6 @@ Event = (
     | RequestFinished
     | AlertFired
     | DriftDetected
+    | EvalFinished
+    | TuneFinished
 )

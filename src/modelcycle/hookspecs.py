@@ -78,6 +78,16 @@ def modelcycle_drift_detected(event: events.DriftDetected) -> None:
 
 
 @hookspec
+def modelcycle_eval_finished(event: events.EvalFinished) -> None:
+    """React to an evaluation run that succeeded or failed (``event.gates_passed``)."""
+
+
+@hookspec
+def modelcycle_tune_finished(event: events.TuneFinished) -> None:
+    """React to a tuning job that succeeded (a new version registered) or failed."""
+
+
+@hookspec
 def modelcycle_check_version(  # type: ignore[empty-body]
     backend: str, source: str, params: Mapping[str, Any]
 ) -> list[str]:

@@ -38,6 +38,8 @@ _DISPATCH: dict[type[Any], str] = {
     events.RequestFinished: "modelcycle_request_finished",
     events.AlertFired: "modelcycle_alert_fired",
     events.DriftDetected: "modelcycle_drift_detected",
+    events.EvalFinished: "modelcycle_eval_finished",
+    events.TuneFinished: "modelcycle_tune_finished",
 }
 
 

@@ -11,12 +11,23 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
+from modelcycle import events
 from modelcycle.access import AccessService, AuditLog, Principal
 from modelcycle.access.secrets import SecretCipher, Secrets
 from modelcycle.access.throttle import AuthThrottle
 from modelcycle.backends import BackendPool, BuiltinBackends
 from modelcycle.deploy import DeploymentReferences, Deployments, DeploymentSpec, Route
 from modelcycle.errors import InvalidInput, MissingExtra, NotFound
+from modelcycle.evaluate.datasets import Datasets
+from modelcycle.evaluate.online import OnlineEvaluation
+from modelcycle.evaluate.runs import EvalRuns
+from modelcycle.evaluate.schemas import EvalRunCreate, ScorerSpec
+from modelcycle.evaluate.scorers import (
+    BuiltinScorers,
+    ScorerRegistry,
+    ScoringInput,
+    score_batch,
+)
 from modelcycle.gateway import Gateway, Resolver
 from modelcycle.gateway.limits import Limits
 from modelcycle.guard.builtin import BuiltinDetectors
@@ -24,6 +35,7 @@ from modelcycle.guard.defaults import DEFAULT_POLICY_NAME, default_policy
 from modelcycle.guard.engine import DetectorRegistry
 from modelcycle.guard.service import GuardPolicies, detector_registry
 from modelcycle.guard.storage import storage_redactor
+from modelcycle.hookspecs import hookimpl
 from modelcycle.jobs import Handler, JobContext, Jobs, Scheduler, Worker
 from modelcycle.monitor import Recorder, SpanWriter
 from modelcycle.monitor.alerts import AlertOptions, Alerts
@@ -37,10 +49,16 @@ from modelcycle.monitor.retention import MonitorPolicies, purge_expired
 from modelcycle.plugins import EventBus, build_plugin_manager
 from modelcycle.registry import Aliases, Registry, VersionCreate
 from modelcycle.reports import ModelReports
+from modelcycle.reports.evaluation_section import EvaluationSections
 from modelcycle.settings import Settings
 from modelcycle.store import Store
 from modelcycle.store.migrate import upgrade
 from modelcycle.store.tables import DeploymentRow, ModelRow, ProjectRow, utcnow
+from modelcycle.tune.files import Files
+from modelcycle.tune.prompt_search_job import scorer_function
+from modelcycle.tune.runner import launcher_for
+from modelcycle.tune.schemas import TUNE_JOB_KIND
+from modelcycle.tune.service import TuneJobs
 from modelcycle.types import ROOT_PROJECT, BackendKind, Role
 
 if TYPE_CHECKING:
@@ -86,6 +104,8 @@ class Services:
     """Named guard policies per project, and the compiled ones the gateway runs."""
     detectors: DetectorRegistry
     """Guard detectors: the built-in ones and every plugin's."""
+    scorers: ScorerRegistry
+    """Evaluation scorers: the built-in ones and every plugin's."""
     gateway: Gateway
     builtin_backends: BuiltinBackends
     secrets: Secrets
@@ -102,6 +122,16 @@ class Services:
     """Erasure and export of an end user's data."""
     alerts: Alerts
     metrics: Metrics
+    online_eval: OnlineEvaluation
+    """Online evaluation: sampled production traces scored by reference-free scorers."""
+    datasets: Datasets
+    """Evaluation datasets: import, from traces (PII scrubbed), split, dedupe, export."""
+    evals: EvalRuns
+    """Evaluation runs: targets scored on a dataset version through the gateway."""
+    tune: TuneJobs
+    """Tuning jobs: LoRA SFT and DPO on the queue, tuned versions registered with lineage."""
+    files: Files
+    """Uploaded fine-tuning data (``/v1/files``), checked line by line before it is stored."""
     otlp: OtlpExport | None
     """The OTLP exporter when ``otlp_endpoint`` is set."""
 
@@ -130,7 +160,16 @@ def build_services(settings: Settings, *, plugins: Iterable[object] = ()) -> Ser
     secrets = Secrets(store, cipher)
     builtin_backends = BuiltinBackends(home=settings.home, secrets=secrets)
     # Built-ins first: plugins registered later override them (e.g. a backend kind).
-    builtins = [DeploymentReferences(store), builtin_backends, BuiltinDetectors(), *plugins]
+    # The safety scorers run the guard detectors of this process (plugins' included).
+    builtin_scorers = BuiltinScorers(detectors=lambda: detectors)
+    builtins = [
+        DeploymentReferences(store),
+        builtin_backends,
+        BuiltinDetectors(),
+        builtin_scorers,
+        EvaluationSections(store),  # the model card's red-team and bias section
+        *plugins,
+    ]
     bus = EventBus(build_plugin_manager(builtins))
     detectors = detector_registry(bus.manager)
     # Each checks the other: a deployment's guard must exist, a policy in use stays.
@@ -173,7 +212,9 @@ def build_services(settings: Settings, *, plugins: Iterable[object] = ()) -> Ser
     jobs = Jobs(store)
     scheduler = Scheduler(store, jobs)
     traces = Traces(store)
-    return Services(
+    scorers = ScorerRegistry.from_plugins(bus.manager)
+    registry = Registry(store, bus)
+    services = Services(
         settings=settings,
         store=store,
         bus=bus,
@@ -182,12 +223,13 @@ def build_services(settings: Settings, *, plugins: Iterable[object] = ()) -> Ser
             principal_ttl_s=settings.auth_cache_ttl_s,
             throttle=AuthThrottle(settings.auth_failure_limit, settings.auth_failure_window_s),
         ),
-        registry=Registry(store, bus),
+        registry=registry,
         aliases=Aliases(store, bus),
         audit=AuditLog(store),
         deployments=deployments,
         guard=guard,
         detectors=detectors,
+        scorers=scorers,
         gateway=gateway,
         builtin_backends=builtin_backends,
         secrets=secrets,
@@ -202,8 +244,84 @@ def build_services(settings: Settings, *, plugins: Iterable[object] = ()) -> Ser
         privacy=UserData(store, recorder, bus.manager, cipher),
         alerts=Alerts(store, bus, cipher, AlertOptions.from_settings(settings)),
         metrics=metrics,
+        online_eval=OnlineEvaluation(store, scorers, gateway),
+        datasets=Datasets(store, redactor=storage_redactor(detectors)),
+        evals=EvalRuns(store, bus, jobs, gateway, scorers),
+        tune=TuneJobs(
+            store,
+            bus,
+            jobs,
+            registry,
+            settings.home,
+            ray_address=settings.ray_address,
+            gateway=gateway,
+            # Prompt search scores candidates with evaluation's scorers (tune cannot import them).
+            score_factory=lambda name, options: scorer_function(
+                scorers.build, ScoringInput, name, options, batch=score_batch
+            ),
+            launcher=launcher_for(
+                settings.ray_address,
+                ray_num_cpus=settings.ray_num_cpus,
+                ray_num_gpus=settings.ray_num_gpus,
+            ),
+        ),
+        files=Files(store, settings.home),
         otlp=otlp,
     )
+    bus.manager.register(TuneComparison(services), name="modelcycle.tune.comparison")
+    return services
+
+
+COMPARISON_SCORERS: tuple[tuple[str, dict[str, object]], ...] = (
+    (
+        "exact_match",
+        {"ignore_case": True, "ignore_punctuation": True, "normalize_whitespace": True},
+    ),
+    ("contains", {"ignore_case": True}),
+    ("rouge_l", {}),
+)
+"""How a tuned version is compared with its parent on each of the job's eval datasets:
+short factual answers are judged leniently (case, punctuation, a sentence around the fact)."""
+
+
+class TuneComparison:
+    """After a tuning job succeeds: evaluate the new version against its parent.
+
+    Here, in the composition root, because tuning and evaluation are sibling
+    stages that do not import each other. One run per evaluation dataset, as
+    the key that created the job, with the parent as the baseline (paired
+    statistics); the run ids are stored on the job.
+    """
+
+    def __init__(self, services: Services):
+        self._services = services
+
+    @hookimpl
+    def modelcycle_tune_finished(self, event: events.TuneFinished) -> None:
+        """Start the comparison runs of a succeeded job that names evaluation datasets."""
+        if event.status != "succeeded" or not event.eval_datasets or event.version is None:
+            return
+        services = self._services
+        principal = services.tune.acting_principal(event.tune_job)
+        parent = f"{event.model}@{event.parent_version}"
+        tuned = f"{event.model}@{event.version}"
+        run_ids = []
+        for dataset in event.eval_datasets:
+            run = services.evals.create(
+                principal,
+                EvalRunCreate(
+                    dataset=dataset,
+                    targets=[parent, tuned],
+                    scorers=[
+                        ScorerSpec(name=name, options=options)
+                        for name, options in COMPARISON_SCORERS
+                    ],
+                    baseline=parent,
+                    name=f"{event.tune_job}: {tuned} vs {parent}",
+                ),
+            )
+            run_ids.append(run.id)
+        services.tune.record_comparison(event.tune_job, run_ids)
 
 
 def _otlp_export(settings: Settings, metrics: Metrics) -> OtlpExport | None:
@@ -370,6 +488,9 @@ def job_handlers(services: Services) -> dict[str, Handler]:
         "monitor.retention": retention,
         "alerts.evaluate": evaluate_alerts,
         "jobs.purge": purge_jobs,
+        "eval.online": services.online_eval.scoring.handle_job,
+        "eval.run": services.evals.handle_job,
+        TUNE_JOB_KIND: services.tune.handle_job,
     }
 
 
@@ -381,6 +502,8 @@ def ensure_default_schedules(services: Services) -> None:
     scheduler.ensure("platform:jobs.purge", "jobs.purge", {}, interval_s=day)
     alerts_every = max(1, round(services.settings.alert_interval_s))
     scheduler.ensure("platform:alerts.evaluate", "alerts.evaluate", {}, interval_s=alerts_every)
+    online_every = max(1, round(services.settings.online_eval_interval_s))
+    scheduler.ensure("platform:eval.online", "eval.online", {}, interval_s=online_every)
 
 
 def build_worker(

@@ -174,6 +174,18 @@ class Settings(BaseSettings):
     alert_interval_s: float = Field(default=30.0, gt=0)
     """How often alert rules are evaluated by the worker."""
 
+    online_eval_interval_s: float = Field(default=60.0, gt=0)
+    """How often the worker scores newly sampled production traces (online evaluation)."""
+
+    ray_address: str | None = Field(default=None, max_length=500)
+    """Ray cluster to run tuning jobs on as Ray jobs instead of in a local subprocess of the
+    worker: its dashboard (``http://head:8265``), ``auto`` (the cluster on this machine) or
+    ``ray://host:10001``. See docs/tuning-ray.md."""
+    ray_num_cpus: float = Field(default=2.0, gt=0, le=1024)
+    """CPUs each tuning job reserves on the Ray cluster (also its torch threads)."""
+    ray_num_gpus: float = Field(default=0.0, ge=0, le=64)
+    """GPUs each tuning job reserves on the Ray cluster."""
+
     webhook_timeout_s: float = Field(default=5.0, gt=0, le=60)
     """How long an alert webhook delivery may take before it counts as failed."""
 

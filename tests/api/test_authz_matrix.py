@@ -23,6 +23,7 @@ adds to it.
 from __future__ import annotations
 
 import itertools
+import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -39,11 +40,16 @@ from sqlalchemy import func, select
 from modelcycle.access import Principal
 from modelcycle.api import create_app
 from modelcycle.deploy import DeploymentSpec
+from modelcycle.evaluate.bias import start_bias
+from modelcycle.evaluate.online_schemas import OnlineEvalSet
+from modelcycle.evaluate.redteam import start_redteam
+from modelcycle.evaluate.samples import SampleIn, write_version
+from modelcycle.evaluate.schemas import EvalRunCreate
 from modelcycle.guard.schemas import GuardPolicyCreate
 from modelcycle.monitor import SpanRecord
 from modelcycle.monitor.alert_rules import AlertRuleCreate
 from modelcycle.monitor.drift_schemas import DriftCheck, DriftScheduleCreate
-from modelcycle.services import Services
+from modelcycle.services import Services, build_worker
 from modelcycle.store.tables import AuditEntryRow
 from modelcycle.testing import (
     KeyPair,
@@ -111,6 +117,9 @@ class Call:
     json: dict[str, Any] | None = None
     params: dict[str, Any] | None = None
     check: Callable[[Env, httpx.Response], None] | None = None
+    files: dict[str, Any] | None = None
+    """Multipart file fields (``/v1/files``); ``data`` holds the form's other fields."""
+    data: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -994,6 +1003,656 @@ ENDPOINTS += [
 ]
 
 
+# -- evaluation runs (issue 6, evals: helper) -----------------------------------------
+
+EVAL_RUN = "/api/v1/evals/{run_id}"
+_FINISHED_EVAL_RUNS: dict[tuple[int, str], int] = {}
+
+
+def _eval_body(env: Env, project: str) -> dict[str, Any]:
+    """A run of a fresh two-question dataset of ``project`` on its deployment.
+
+    Team-b's questions and run name carry the marker; the dataset name does not,
+    since a 404 names the dataset that was asked for.
+    """
+    owner = MARKER if project == TEAM_B else project
+    principal = env.admins[project]
+    name = env.fresh("evalset")
+    samples = [SampleIn({"prompt": f"{owner} {i}"}, expected=f"{owner} {i}") for i in range(2)]
+    with env.services.store.write() as session:
+        write_version(
+            session, principal.project_id, name, samples, source="test", actor=principal.key_name
+        )
+    return {
+        "dataset": name,
+        "targets": [f"dep-{project}"],
+        "scorers": [{"name": "exact_match"}],
+        "name": f"of {owner}",
+    }
+
+
+def _eval_run(env: Env, project: str) -> int:
+    """A queued run of ``project``."""
+    body = EvalRunCreate.model_validate(_eval_body(env, project))
+    return env.services.evals.create(env.admins[project], body).id
+
+
+def _finished_eval_run(env: Env, project: str) -> int:
+    """A run of ``project`` the worker has executed (one per project, made on first use)."""
+    key = (id(env), project)
+    if key not in _FINISHED_EVAL_RUNS:
+        run_id = _eval_run(env, project)
+        worker = build_worker(env.services, run_schedules=False)
+        while worker.run_once():
+            pass
+        _FINISHED_EVAL_RUNS[key] = run_id
+    return _FINISHED_EVAL_RUNS[key]
+
+
+def _queued(env: Env, response: httpx.Response) -> None:
+    assert response.json()["status"] == "queued"
+
+
+def _two_results(env: Env, response: httpx.Response) -> None:
+    assert len(response.json()["data"]) == 2
+
+
+def _cancelled(env: Env, response: httpx.Response) -> None:
+    assert response.json()["status"] == "cancelled"
+
+
+def _gate_verdict(env: Env, response: httpx.Response) -> None:
+    assert response.json()["passed"] is True
+
+
+ENDPOINTS += [
+    Endpoint(
+        "POST",
+        "/api/v1/evals",
+        Role.MAINTAINER,
+        201,
+        HIDDEN,  # another project's dataset is not found
+        lambda e, p: Call("/api/v1/evals", json=_eval_body(e, p), check=_queued),
+    ),
+    Endpoint(
+        "GET", "/api/v1/evals", Role.VIEWER, 200, UNSCOPED, lambda e, p: Call("/api/v1/evals")
+    ),
+    Endpoint(
+        "GET",
+        EVAL_RUN,
+        Role.VIEWER,
+        200,
+        HIDDEN,
+        lambda e, p: Call(f"/api/v1/evals/{_finished_eval_run(e, p)}"),
+    ),
+    Endpoint(
+        "GET",
+        EVAL_RUN + "/results",
+        Role.VIEWER,
+        200,
+        HIDDEN,
+        lambda e, p: Call(f"/api/v1/evals/{_finished_eval_run(e, p)}/results", check=_two_results),
+    ),
+    Endpoint(
+        "POST",
+        EVAL_RUN + "/cancel",
+        Role.MAINTAINER,
+        200,
+        HIDDEN,
+        lambda e, p: Call(f"/api/v1/evals/{_eval_run(e, p)}/cancel", check=_cancelled),
+    ),
+    Endpoint(
+        "POST",
+        EVAL_RUN + "/gates",
+        Role.VIEWER,
+        200,
+        HIDDEN,
+        lambda e, p: Call(
+            f"/api/v1/evals/{_finished_eval_run(e, p)}/gates",
+            json={"gates": ["exact_match>=0"]},
+            check=_gate_verdict,
+        ),
+        audited=False,
+    ),
+]
+
+
+# -- evaluation reports (issue 6, reports: helper) -------------------------------------
+
+
+def _eval_report_page(env: Env, response: httpx.Response) -> None:
+    assert response.headers["content-type"].startswith("text/html")
+    assert "<h2>Samples</h2>" in response.text
+
+
+ENDPOINTS += [
+    Endpoint(
+        "GET",
+        EVAL_RUN + "/report",
+        Role.VIEWER,
+        200,
+        HIDDEN,
+        lambda e, p: Call(
+            f"/api/v1/evals/{_finished_eval_run(e, p)}/report", check=_eval_report_page
+        ),
+    ),
+]
+
+
+# -- online evaluation (issue 6, online evaluation: helper) ---------------------------
+
+ONLINE_EVAL = "/api/v1/evals/online/{deployment}"
+ONLINE_BODY = {"sample_rate": "10%", "scorers": [{"name": "json_valid"}]}
+
+
+def _online_deployment(env: Env, project: str, *, configured: bool = True) -> str:
+    """A deployment of ``project``, configured or not (team-b's scorer carries the marker)."""
+    name = env.fresh("online")
+    spec = {"name": name, "routes": [{"target": "common@1", "weight": 100}]}
+    env.services.deployments.create(env.admins[project], DeploymentSpec.model_validate(spec))
+    if configured:
+        scorer = {"name": "regex", "options": {"pattern": MARKER if project == TEAM_B else "x"}}
+        body = OnlineEvalSet.model_validate({**ONLINE_BODY, "scorers": [scorer]})
+        env.services.online_eval.set(env.admins[project], name, body)
+    return name
+
+
+def _online_listed(env: Env, response: httpx.Response) -> None:
+    assert response.json(), "the project's own configurations are listed"
+
+
+def _online_list_call(env: Env, project: str) -> Call:
+    # One configuration in the caller's project, one in ``project`` (team-b's: the marker).
+    _online_deployment(env, TEAM_A)
+    _online_deployment(env, project)
+    return Call("/api/v1/evals/online", check=_online_listed)
+
+
+ENDPOINTS += [
+    Endpoint(
+        "GET",
+        "/api/v1/evals/online",
+        Role.VIEWER,
+        200,
+        UNSCOPED,
+        _online_list_call,
+    ),
+    Endpoint(
+        "GET",
+        ONLINE_EVAL,
+        Role.VIEWER,
+        200,
+        HIDDEN,
+        lambda e, p: Call(f"/api/v1/evals/online/{_online_deployment(e, p)}"),
+    ),
+    Endpoint(
+        "PUT",
+        ONLINE_EVAL,
+        Role.MAINTAINER,
+        200,
+        HIDDEN,
+        lambda e, p: Call(
+            f"/api/v1/evals/online/{_online_deployment(e, p, configured=False)}",
+            json=ONLINE_BODY,
+        ),
+    ),
+    Endpoint(
+        "DELETE",
+        ONLINE_EVAL,
+        Role.MAINTAINER,
+        204,
+        HIDDEN,
+        lambda e, p: Call(f"/api/v1/evals/online/{_online_deployment(e, p)}"),
+    ),
+    Endpoint(
+        "GET",
+        ONLINE_EVAL + "/scores",
+        Role.VIEWER,
+        200,
+        HIDDEN,
+        lambda e, p: Call(f"/api/v1/evals/online/{_online_deployment(e, p)}/scores"),
+    ),
+]
+
+# -- safety evaluations: red-team suite and bias probes (issue 6, safety-eval: helper) ---
+
+_FINISHED_SAFETY_RUNS: dict[tuple[int, str, str], int] = {}
+
+
+def _finished_safety_run(env: Env, project: str, kind: str) -> int:
+    """A finished red-team or bias run of ``project`` on its deployment (made on first use)."""
+    key = (id(env), project, kind)
+    if key not in _FINISHED_SAFETY_RUNS:
+        start = start_redteam if kind == "redteam" else start_bias
+        admin = env.admins[project]
+        run = start(env.services.evals, env.services.store, admin, f"dep-{project}")
+        worker = build_worker(env.services, run_schedules=False)
+        while worker.run_once():
+            pass
+        _FINISHED_SAFETY_RUNS[key] = run.id
+    return _FINISHED_SAFETY_RUNS[key]
+
+
+def _queued_of_kind(kind: str) -> Callable[[Env, httpx.Response], None]:
+    def check(env: Env, response: httpx.Response) -> None:
+        assert (response.json()["kind"], response.json()["status"]) == (kind, "queued")
+
+    return check
+
+
+def _redteam_rates(env: Env, response: httpx.Response) -> None:
+    categories = {rate["category"] for rate in response.json()["categories"]}
+    assert categories == {"all", "harmful", "jailbreak", "pii_exfiltration", "prompt_injection"}
+
+
+def _bias_comparisons(env: Env, response: httpx.Response) -> None:
+    assert {c["attribute"] for c in response.json()["comparisons"]} == {
+        "age",
+        "gender",
+        "name",
+        "nationality",
+    }
+
+
+ENDPOINTS += [
+    Endpoint(
+        "POST",
+        "/api/v1/evals/redteam",
+        Role.MAINTAINER,
+        201,
+        HIDDEN,  # another project's deployment is not found
+        lambda e, p: Call(
+            "/api/v1/evals/redteam", json={"target": f"dep-{p}"}, check=_queued_of_kind("redteam")
+        ),
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/evals/bias",
+        Role.MAINTAINER,
+        201,
+        HIDDEN,
+        lambda e, p: Call(
+            "/api/v1/evals/bias", json={"target": f"dep-{p}"}, check=_queued_of_kind("bias")
+        ),
+    ),
+    Endpoint(
+        "GET",
+        EVAL_RUN + "/redteam",
+        Role.VIEWER,
+        200,
+        HIDDEN,
+        lambda e, p: Call(
+            f"/api/v1/evals/{_finished_safety_run(e, p, 'redteam')}/redteam", check=_redteam_rates
+        ),
+    ),
+    Endpoint(
+        "GET",
+        EVAL_RUN + "/bias",
+        Role.VIEWER,
+        200,
+        HIDDEN,
+        lambda e, p: Call(
+            f"/api/v1/evals/{_finished_safety_run(e, p, 'bias')}/bias", check=_bias_comparisons
+        ),
+    ),
+]
+
+# -- datasets (issue 6, datasets: helper) ---------------------------------------------
+
+DATASET = "/api/v1/datasets/{name}"
+
+
+def _dataset(env: Env, project: str) -> str:
+    """A dataset of ``project``: four samples, one repeated (team-b's text carries the marker).
+
+    The name never carries the marker: a 404 names the dataset that was asked for.
+    """
+    owner = MARKER if project == TEAM_B else project
+    principal = env.admins[project]
+    name = env.fresh("ds")
+    texts = [f"{owner} q1", f"{owner} q1", f"{owner} q2", f"{owner} q3"]
+    with env.services.store.write() as session:
+        write_version(
+            session,
+            principal.project_id,
+            name,
+            [SampleIn({"prompt": text}, expected=owner) for text in texts],
+            source="test",
+            actor=principal.key_name,
+        )
+    return name
+
+
+def _dataset_samples(env: Env, response: httpx.Response) -> None:
+    assert len(response.json()["data"]) == 4
+
+
+def _one_duplicate_removed(env: Env, response: httpx.Response) -> None:
+    assert response.json()["removed"] == 1
+
+
+def _from_traces_call(env: Env, project: str) -> Call:
+    # A trace in every project the callers belong to: the request names no project.
+    for owner in {project, TEAM_A, ROOT_PROJECT}:
+        _trace(env, owner)
+    now = datetime.now(UTC)
+    window = {
+        "start": (now - timedelta(minutes=5)).isoformat(),
+        "end": (now + timedelta(minutes=5)).isoformat(),
+    }
+    return Call("/api/v1/datasets/from-traces", json={"name": env.fresh("traced"), **window})
+
+
+ENDPOINTS += [
+    Endpoint(
+        "GET",
+        "/api/v1/datasets",
+        Role.VIEWER,
+        200,
+        UNSCOPED,
+        lambda e, p: Call("/api/v1/datasets"),
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/datasets/from-traces",
+        Role.MAINTAINER,
+        201,
+        UNSCOPED,
+        _from_traces_call,
+    ),
+    Endpoint(
+        "GET",
+        DATASET,
+        Role.VIEWER,
+        200,
+        HIDDEN,
+        lambda e, p: Call(f"/api/v1/datasets/{_dataset(e, p)}"),
+    ),
+    Endpoint(
+        "DELETE",
+        DATASET,
+        Role.MAINTAINER,
+        204,
+        HIDDEN,
+        lambda e, p: Call(f"/api/v1/datasets/{_dataset(e, p)}"),
+    ),
+    # A name is scoped to the caller's project: one taken elsewhere is still free here.
+    Endpoint(
+        "POST",
+        DATASET + "/versions",
+        Role.MAINTAINER,
+        201,
+        UNSCOPED,
+        lambda e, p: Call(
+            f"/api/v1/datasets/{_dataset(e, p)}/versions",
+            json={"samples": [{"input": "hello", "expected": "hi"}]},
+        ),
+    ),
+    Endpoint(
+        "GET",
+        DATASET + "/versions/{version}/samples",
+        Role.VIEWER,
+        200,
+        HIDDEN,
+        lambda e, p: Call(
+            f"/api/v1/datasets/{_dataset(e, p)}/versions/1/samples", check=_dataset_samples
+        ),
+    ),
+    Endpoint(
+        "GET",
+        DATASET + "/versions/{version}/export",
+        Role.VIEWER,
+        200,
+        HIDDEN,
+        lambda e, p: Call(
+            f"/api/v1/datasets/{_dataset(e, p)}/versions/1/export", params={"format": "jsonl"}
+        ),
+    ),
+    Endpoint(
+        "POST",
+        DATASET + "/split",
+        Role.MAINTAINER,
+        201,
+        HIDDEN,
+        lambda e, p: Call(
+            f"/api/v1/datasets/{_dataset(e, p)}/split",
+            json={"ratios": {"train": 0.5, "test": 0.5}},
+        ),
+    ),
+    Endpoint(
+        "POST",
+        DATASET + "/dedupe",
+        Role.MAINTAINER,
+        200,
+        HIDDEN,
+        lambda e, p: Call(
+            f"/api/v1/datasets/{_dataset(e, p)}/dedupe", json={}, check=_one_duplicate_removed
+        ),
+    ),
+]
+
+
+# -- OpenAI-compatible files and fine-tuning jobs (issue 7) ---------------------------
+# Maintainers upload, delete, create and cancel; viewers read; app keys get 403.
+# Another project's file or job is OpenAI's 404 (type invalid_request_error).
+
+
+def _ft_training(project: str) -> bytes:
+    answer = MARKER if project == TEAM_B else "paris"
+    line = {"messages": [{"role": "user", "content": "capital of france"},
+                         {"role": "assistant", "content": answer}]}  # fmt: skip
+    return (json.dumps(line) + "\n").encode()
+
+
+def _ft_file(env: Env, project: str) -> str:
+    name = f"{MARKER}.jsonl" if project == TEAM_B else "train.jsonl"
+    admin = env.admins[project]
+    return env.services.files.upload(admin, "fine-tune", name, _ft_training(project)).id
+
+
+def _ft_base(env: Env, project: str) -> str:
+    """A tunable base version of the project (a transformers checkpoint directory)."""
+    from modelcycle.errors import NotFound
+    from modelcycle.types import BackendKind
+
+    name = f"{MARKER}-ft" if project == TEAM_B else "ft-base"
+    try:
+        env.services.registry.get_version(env.admins[project], name, 1)
+    except NotFound:
+        source = env.services.settings.home / f"ft-base-{project}"
+        source.mkdir(exist_ok=True)
+        register(env.services, env.admins[project], name, source=str(source),
+                 backend=BackendKind.TRANSFORMERS)  # fmt: skip
+    return f"{name}@1"
+
+
+def _ft_job(env: Env, project: str) -> str:
+    from modelcycle.tune.schemas import TuneJobCreate
+
+    body = TuneJobCreate(base=_ft_base(env, project), training_file=_ft_file(env, project))
+    return env.services.tune.create(env.admins[project], body).id
+
+
+def _openai_resource(
+    method: str, path: str, need: Role, build: Callable[[Env, str], Call]
+) -> Endpoint:
+    return Endpoint(method, path, need, 200, HIDDEN, build, not_found_type="invalid_request_error")
+
+
+ENDPOINTS += [
+    Endpoint(
+        "POST",
+        "/v1/files",
+        Role.MAINTAINER,
+        200,
+        UNSCOPED,
+        lambda e, p: Call(
+            "/v1/files",
+            files={"file": ("train.jsonl", _ft_training(TEAM_A))},
+            data={"purpose": "fine-tune"},
+        ),
+    ),
+    Endpoint("GET", "/v1/files", Role.VIEWER, 200, UNSCOPED, lambda e, p: Call("/v1/files")),
+    _openai_resource(
+        "GET", "/v1/files/{file_id}", Role.VIEWER, lambda e, p: Call(f"/v1/files/{_ft_file(e, p)}")
+    ),
+    _openai_resource(
+        "GET",
+        "/v1/files/{file_id}/content",
+        Role.VIEWER,
+        lambda e, p: Call(f"/v1/files/{_ft_file(e, p)}/content"),
+    ),
+    _openai_resource(
+        "DELETE",
+        "/v1/files/{file_id}",
+        Role.MAINTAINER,
+        lambda e, p: Call(f"/v1/files/{_ft_file(e, p)}"),
+    ),
+    _openai_resource(
+        "POST",
+        "/v1/fine_tuning/jobs",
+        Role.MAINTAINER,
+        lambda e, p: Call(
+            "/v1/fine_tuning/jobs",
+            json={"model": _ft_base(e, p), "training_file": _ft_file(e, p)},
+        ),
+    ),
+    Endpoint(
+        "GET",
+        "/v1/fine_tuning/jobs",
+        Role.VIEWER,
+        200,
+        UNSCOPED,
+        lambda e, p: Call("/v1/fine_tuning/jobs"),
+    ),
+    _openai_resource(
+        "GET",
+        "/v1/fine_tuning/jobs/{job_id}",
+        Role.VIEWER,
+        lambda e, p: Call(f"/v1/fine_tuning/jobs/{_ft_job(e, p)}"),
+    ),
+    _openai_resource(
+        "POST",
+        "/v1/fine_tuning/jobs/{job_id}/cancel",
+        Role.MAINTAINER,
+        lambda e, p: Call(f"/v1/fine_tuning/jobs/{_ft_job(e, p)}/cancel"),
+    ),
+    _openai_resource(
+        "GET",
+        "/v1/fine_tuning/jobs/{job_id}/events",
+        Role.VIEWER,
+        lambda e, p: Call(f"/v1/fine_tuning/jobs/{_ft_job(e, p)}/events"),
+    ),
+    _openai_resource(
+        "GET",
+        "/v1/fine_tuning/jobs/{job_id}/checkpoints",
+        Role.VIEWER,
+        lambda e, p: Call(f"/v1/fine_tuning/jobs/{_ft_job(e, p)}/checkpoints"),
+    ),
+]
+
+
+# -- tuning jobs (issue 7, tuning job service: helper) --------------------------------
+# Maintainers create and cancel, viewers read; another project's job or base is a 404.
+TUNE_JOB = "/api/v1/tune/jobs/{tune_job_id}"
+
+
+def _tune_base(env: Env, project: str) -> str:
+    """A tunable base of the project; its name carries no marker (a 404 names what was asked)."""
+    from modelcycle.types import BackendKind
+
+    source = env.services.settings.home / f"tune-base-{project}"
+    if not source.is_dir():
+        source.mkdir()
+        register(env.services, env.admins[project], "tune-base", source=str(source),
+                 backend=BackendKind.TRANSFORMERS)  # fmt: skip
+    return "tune-base@1"
+
+
+def _tune_body(env: Env, project: str) -> dict[str, Any]:
+    """A job on the project's tunable base and a fresh dataset (team-b's suffix: the marker)."""
+    suffix = MARKER if project == TEAM_B else project
+    return {"base": _tune_base(env, project), "dataset": _dataset(env, project), "suffix": suffix}
+
+
+def _tune_job(env: Env, project: str, *, cancelled: bool = True) -> str:
+    """A job of ``project``; cancelled at once unless asked, so no worker ever trains it."""
+    from modelcycle.tune.schemas import TuneJobCreate
+
+    admin = env.admins[project]
+    body = TuneJobCreate.model_validate(_tune_body(env, project))
+    created = env.services.tune.create(admin, body)
+    if cancelled:
+        env.services.tune.cancel(admin, created.id)
+    return created.id
+
+
+def _tune_queued(env: Env, response: httpx.Response) -> None:
+    """A created job is queued; it is cancelled here so that no worker trains it later."""
+    from modelcycle.store.tables import TuneJobRow
+
+    job = response.json()
+    assert job["status"] == "queued"
+    with env.services.store.read() as session:
+        row = session.execute(select(TuneJobRow).where(TuneJobRow.public_id == job["id"]))
+        project_id = row.scalar_one().project_id
+    admin = next(a for a in env.admins.values() if a.project_id == project_id)
+    env.services.tune.cancel(admin, job["id"])
+
+
+ENDPOINTS += [
+    Endpoint(
+        "POST",
+        "/api/v1/tune/jobs",
+        Role.MAINTAINER,
+        201,
+        HIDDEN,  # another project's base is not found
+        lambda e, p: Call("/api/v1/tune/jobs", json=_tune_body(e, p), check=_tune_queued),
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/tune/jobs",
+        Role.VIEWER,
+        200,
+        UNSCOPED,
+        lambda e, p: Call("/api/v1/tune/jobs"),
+    ),
+    Endpoint(
+        "GET",
+        TUNE_JOB,
+        Role.VIEWER,
+        200,
+        HIDDEN,
+        lambda e, p: Call(f"/api/v1/tune/jobs/{_tune_job(e, p)}"),
+    ),
+    Endpoint(
+        "POST",
+        TUNE_JOB + "/cancel",
+        Role.MAINTAINER,
+        200,
+        HIDDEN,
+        lambda e, p: Call(
+            f"/api/v1/tune/jobs/{_tune_job(e, p, cancelled=False)}/cancel", check=_cancelled
+        ),
+    ),
+    Endpoint(
+        "GET",
+        TUNE_JOB + "/events",
+        Role.VIEWER,
+        200,
+        HIDDEN,
+        lambda e, p: Call(f"/api/v1/tune/jobs/{_tune_job(e, p)}/events"),
+    ),
+    Endpoint(
+        "GET",
+        TUNE_JOB + "/checkpoints",
+        Role.VIEWER,
+        200,
+        HIDDEN,
+        lambda e, p: Call(f"/api/v1/tune/jobs/{_tune_job(e, p)}/checkpoints"),
+    ),
+]
+
 # The oracle is written out here, independent of ``Role.allows`` under test.
 RANK = {"app": 0, "viewer": 1, "maintainer": 2, "admin": 3, "root": 3}
 
@@ -1088,7 +1747,13 @@ async def test_authorization(
     audit_before = env.audit_count()
 
     response = await client.request(
-        endpoint.method, call.path, json=call.json, params=call.params, headers=headers
+        endpoint.method,
+        call.path,
+        json=call.json,
+        params=call.params,
+        headers=headers,
+        files=call.files,
+        data=call.data,
     )
 
     want = expected_status(endpoint, role, scope)
@@ -1130,7 +1795,8 @@ def guarded_routes(app: FastAPI) -> set[tuple[str, str]]:
     flatten = getattr(fastapi.routing, "iter_route_contexts", None)
     routes = flatten(app.routes) if flatten is not None else app.routes
     found = {
-        (method, str(route.path))
+        # path_format: the path as documented ({run_id}, not {run_id:int}).
+        (method, str(getattr(route, "path_format", route.path)))
         for route in routes
         if str(getattr(route, "path", "")).startswith(GUARDED_PREFIXES)
         for method in (getattr(route, "methods", None) or ())

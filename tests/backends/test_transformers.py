@@ -29,6 +29,7 @@ from modelcycle.deploy import DeploymentSpec, Route
 from modelcycle.errors import InvalidInput
 from modelcycle.services import Services
 from modelcycle.testing import admin_of, make_key, make_services, make_settings, register
+from modelcycle.testing.tiny_lm import tiny_llama, word_tokenizer
 from modelcycle.types import BackendKind, Role
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a hub call would fail, never download
@@ -63,35 +64,9 @@ class Tiny:
 
 def build_tiny(root: Path) -> Tiny:
     """A 2-layer Llama with a word-level tokenizer and chat template, and a LoRA on it."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-
-    vocab = {token: index for index, token in enumerate(["<pad>", "<s>", "</s>", "<unk>", ":"])}
-    for word in ["system", "user", "assistant", *WORDS]:
-        vocab.setdefault(word, len(vocab))
-    core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    core.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=core,
-        bos_token="<s>",
-        eos_token="</s>",
-        pad_token="<pad>",
-        unk_token="<unk>",
-    )
-    tokenizer.chat_template = TEMPLATE
-    torch.manual_seed(7)
-    config = transformers.LlamaConfig(
-        vocab_size=len(vocab),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=128,
-        bos_token_id=1,
-        eos_token_id=2,
-        pad_token_id=0,
-    )
-    model = transformers.LlamaForCausalLM(config)
+    tokenizer = word_tokenizer([":", "system", "user", "assistant", *WORDS], chat_template=TEMPLATE)
+    vocab = tokenizer.get_vocab()
+    model = tiny_llama(len(vocab), seed=7)
     model.save_pretrained(root / "tiny")
     tokenizer.save_pretrained(root / "tiny")
     lora = peft.LoraConfig(

@@ -146,6 +146,68 @@ async def test_the_lm_eval_harness_request_gives_the_continuations_likelihood(
     assert scores[0] > scores[1]  # the model knows Rome is the capital of Italy
 
 
+def lm_eval_parse_logprobs(choice: dict[str, Any], ctxlen: int) -> tuple[float, bool]:
+    """lm-eval's ``LocalCompletionsAPI.parse_logprobs`` for one choice, as it reads our answer."""
+    logprobs = choice["logprobs"]
+    continuation = logprobs["token_logprobs"][ctxlen:-1]
+    is_greedy = all(
+        token == max(top.values())
+        for token, top in zip(continuation, logprobs["top_logprobs"][ctxlen:-1], strict=False)
+    )
+    return sum(continuation), is_greedy
+
+
+async def test_lm_evals_greedy_check_agrees_with_the_models_argmax(
+    raw: httpx.AsyncClient, reference: Any
+) -> None:
+    """``local-completions`` decides ``is_greedy`` from ``top_logprobs``: it must be right."""
+
+    async def ids(text: str) -> list[int]:
+        body = {"prompt": text, "add_special_tokens": False}
+        tokens: list[int] = (await raw.post("/tokenize", json=body)).json()["tokens"]
+        return tokens
+
+    async def special_ids(text: str) -> list[int]:
+        body = {"model": "default", "prompt": text}  # special tokens added, as for a completion
+        tokens: list[int] = (await raw.post("/tokenize", json=body)).json()["tokens"]
+        return tokens
+
+    context = await ids("The capital of Italy is")
+    assert (await special_ids("The"))[1:] == await ids("The")  # <bos> first
+    body = {"model": "default", "prompt": context, "max_tokens": 1, "temperature": 0}
+    own = (await raw.post("/v1/completions", json=body)).json()["choices"][0]["text"]
+    for continuation_text in (own, " a small town in the mountains"):
+        continuation = await ids(continuation_text)
+        # Token ids (tokenized_requests=True) and text (False) must give the same answer.
+        for prompt in (context + continuation, "The capital of Italy is" + continuation_text):
+            body = {"model": "default", "prompt": prompt, "temperature": 0, "max_tokens": 1}
+            response = await raw.post(
+                "/v1/completions", json={**body, "logprobs": 1, "seed": 1234, "echo": True}
+            )
+            assert response.status_code == 200, response.text
+            choice = response.json()["choices"][0]
+            logprobs = choice["logprobs"]
+            n = len(context) + len(continuation) + 1
+            assert len(logprobs["tokens"]) == len(logprobs["top_logprobs"]) == n
+            assert len(logprobs["text_offset"]) == n
+            assert logprobs["token_logprobs"][0] is None
+            total, is_greedy = lm_eval_parse_logprobs(choice, len(context))
+            # A text prompt is read as a completion's is, after <bos>; token ids as sent.
+            bos = [] if isinstance(prompt, list) else (await special_ids(prompt))[:1]
+            tokens, first = bos + context + continuation, len(bos) + len(context)
+            # The model's own argmax at every continuation position, from the GGUF directly.
+            reference.reset()
+            reference.eval(tokens)
+            argmax = np.asarray(reference.scores[: len(tokens)]).argmax(axis=1)
+            greedy = all(argmax[i - 1] == tokens[i] for i in range(first, len(tokens)))
+            assert is_greedy == greedy, (continuation_text, type(prompt))
+            expected = direct_log_likelihood(reference, tokens, first)
+            assert total == pytest.approx(expected, abs=1e-3)
+            # The model's own next word is greedy by definition; a far-fetched phrase is not.
+            if isinstance(prompt, list):  # ``own`` was generated from these very ids
+                assert is_greedy == (continuation_text == own)
+
+
 async def test_n_greedy_samples_agree_and_chat_logprobs_spell_the_answer(
     client: openai.AsyncOpenAI,
 ) -> None:

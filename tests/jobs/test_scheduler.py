@@ -134,10 +134,18 @@ def test_the_platform_schedules_run_on_the_built_in_worker(modelcycle_services: 
 
     platform = modelcycle_services.jobs.list(project_id=None).items
     by_kind = {job.kind: job for job in platform}
-    assert set(by_kind) == {"monitor.retention", "alerts.evaluate", "jobs.purge"}
+    assert set(by_kind) == {"monitor.retention", "alerts.evaluate", "jobs.purge", "eval.online"}
     assert {job.state for job in platform} == {JobState.SUCCEEDED}
     assert by_kind["alerts.evaluate"].result == {"transitions": 0}
     assert by_kind["monitor.retention"].result == {"spans_deleted": 0}
+    assert by_kind["eval.online"].result == {
+        "configs": 0,
+        "spans_read": 0,
+        "traces_scored": 0,
+        "scores": 0,
+        "score_errors": 0,
+    }
     every = {s.kind: s.interval_s for s in modelcycle_services.scheduler.list(project_id=None)}
     assert every["alerts.evaluate"] == round(modelcycle_services.settings.alert_interval_s)
     assert every["monitor.retention"] == 86_400
+    assert every["eval.online"] == round(modelcycle_services.settings.online_eval_interval_s)

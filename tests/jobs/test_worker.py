@@ -123,6 +123,33 @@ def test_a_running_job_is_cancelled_when_its_handler_sees_the_request(
     assert ended.result["stopped_at"] < 10_000
 
 
+def test_a_job_that_finished_its_work_before_seeing_a_cancel_succeeds(
+    jobs: Jobs, project_id: int
+) -> None:
+    started, cancelled = threading.Event(), threading.Event()
+
+    def finishing(context: JobContext) -> dict[str, Any]:
+        started.set()
+        cancelled.wait(WAIT_S)  # the cancel arrives after the work is done
+        return {"status": "succeeded", "registered": "toy@2"}
+
+    job = jobs.enqueue("tune", {}, project_id=project_id, actor="x")
+    worker = Worker(jobs, {"tune": finishing}, lease_s=0.3)
+    runner = threading.Thread(target=worker.run_once)
+    runner.start()
+    assert started.wait(WAIT_S)
+    jobs.cancel(job.id, actor="key:boss")
+    cancelled.set()
+    runner.join(WAIT_S)
+
+    ended = jobs.get(job.id)
+    # What it left behind (a registered version) and its state agree.
+    assert ended.state == JobState.SUCCEEDED
+    assert ended.result == {"status": "succeeded", "registered": "toy@2"}
+    messages = [event.message for event in jobs.events(job.id)]
+    assert "finished before the cancel took effect" in messages
+
+
 def test_a_stopping_worker_hands_an_unfinished_job_back_for_another_to_resume(
     jobs: Jobs, project_id: int
 ) -> None:

@@ -14,20 +14,27 @@ from modelcycle.api.routes import (
     access,
     alerts,
     audit,
+    datasets,
     deploy,
     drift,
+    evals,
     guard,
     health,
     jobs,
     metrics,
+    online_eval,
     openai,
+    openai_files,
+    openai_fine_tuning,
     otlp,
     privacy,
     registry,
     reports,
+    safety_eval,
     secrets,
     tokenizer,
     traces,
+    tune,
 )
 from modelcycle.services import Services
 from modelcycle.version import __version__
@@ -64,11 +71,27 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(jobs.router, responses=ERROR_RESPONSES)
     app.include_router(drift.router, responses=ERROR_RESPONSES)
     app.include_router(reports.router, responses=ERROR_RESPONSES)
+    app.include_router(reports.eval_router, responses=ERROR_RESPONSES)  # /evals/{id}/report
     app.include_router(privacy.router, responses=ERROR_RESPONSES)
     app.include_router(guard.router, responses=ERROR_RESPONSES)
+    app.include_router(datasets.router, responses=ERROR_RESPONSES)
+    app.include_router(online_eval.router, responses=ERROR_RESPONSES)
+    app.include_router(safety_eval.router, responses=ERROR_RESPONSES)  # /evals/redteam, /bias
+    app.include_router(evals.router, responses=ERROR_RESPONSES)
+    app.include_router(tune.router, responses=ERROR_RESPONSES)
+    app.include_router(openai_files.router, responses=ERROR_RESPONSES)  # /v1/files
+    app.include_router(openai_fine_tuning.router, responses=ERROR_RESPONSES)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=services.settings.max_body_bytes,
-        path_limits={"/v1/traces": services.settings.otlp_max_body_bytes},
+        path_limits={
+            "/v1/traces": services.settings.otlp_max_body_bytes,
+            # A fine-tuning file may be up to 50 MiB (multipart framing on top).
+            openai_files.PATH: max(openai_files.MAX_UPLOAD_BYTES, services.settings.max_body_bytes),
+        },
+        # A dataset file may be up to 50 MiB; larger ones are refused with that limit named.
+        prefix_limits={
+            datasets.PREFIX: max(datasets.MAX_FILE_BYTES, services.settings.max_body_bytes)
+        },
     )
     return app

@@ -25,13 +25,21 @@ class BodyTooLarge(HTTPException):
 class BodySizeLimit:
     """Refuse bodies over ``max_bytes``: by Content-Length up front, else while streaming.
 
-    ``path_limits`` gives some paths a limit of their own (OTLP batches are larger).
+    ``path_limits`` gives some paths a limit of their own (OTLP batches are larger);
+    ``prefix_limits`` every path under a prefix (dataset uploads).
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int, path_limits: Mapping[str, int] | None = None):
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        path_limits: Mapping[str, int] | None = None,
+        prefix_limits: Mapping[str, int] | None = None,
+    ):
         self.app = app
         self.max_bytes = max_bytes
         self.path_limits = dict(path_limits or {})
+        self.prefix_limits = dict(prefix_limits or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check the declared length, then count the bytes actually received."""
@@ -42,7 +50,7 @@ class BodySizeLimit:
             # Neither database can store NUL in text; refuse it before any lookup.
             await _send_error(send, 400, "the URL contains a NUL character (%00)", "nul_in_url")
             return
-        max_bytes = self.path_limits.get(scope.get("path", ""), self.max_bytes)
+        max_bytes = self._limit(scope.get("path", ""))
         if self._declared_too_large(scope, max_bytes):
             await self._refuse(send, max_bytes)
             return
@@ -68,6 +76,15 @@ class BodySizeLimit:
         except BodyTooLarge:
             if not started:
                 await self._refuse(send, max_bytes)
+
+    def _limit(self, path: str) -> int:
+        found = self.path_limits.get(path)
+        if found is not None:
+            return found
+        for prefix, limit in self.prefix_limits.items():
+            if path.startswith(prefix):
+                return limit
+        return self.max_bytes
 
     def _declared_too_large(self, scope: Scope, max_bytes: int) -> bool:
         for name, value in scope.get("headers", ()):

@@ -13,6 +13,7 @@ from modelcycle.backends.mock import MockBackend
 from modelcycle.backends.openai_compat import SecretReader
 from modelcycle.backends.openai_compat import make_factory as openai_factory
 from modelcycle.backends.openai_params import check_version
+from modelcycle.backends.prompting import prompt_param_problems
 from modelcycle.hookspecs import hookimpl
 
 
@@ -40,8 +41,15 @@ class BuiltinBackends:
     def modelcycle_check_version(
         self, backend: str, source: str, params: Mapping[str, Any]
     ) -> list[str]:
-        """No plain-text credentials; well-formed ``openai`` and ``transformers`` versions."""
-        return [*check_version(backend, source, params), *hf.check_version(backend, params)]
+        """No plain-text credentials; well-formed ``openai`` and ``transformers`` versions.
+
+        Every kind: a well-formed ``system_prompt`` and ``few_shot``.
+        """
+        return [
+            *check_version(backend, source, params),
+            *hf.check_version(backend, params),
+            *prompt_param_problems(params),
+        ]
 
     def loaded_models(self) -> list[ResidentModel]:
         """The models this process holds in memory (``/metrics``: modelcycle_backend_loaded)."""

@@ -38,7 +38,7 @@ from modelcycle.backends.capabilities import (
 )
 from modelcycle.backends.grammar import Grammars
 from modelcycle.backends.llamacpp_engine import Engine, Engines
-from modelcycle.backends.prompting import render_chat, uses_template
+from modelcycle.backends.prompting import render_chat, uses_template, with_prompt_params
 from modelcycle.errors import InvalidInput, ModelcycleError, UpstreamError
 
 __all__ = ["Engine", "Engines", "LlamaCppBackend", "make_factory"]
@@ -201,8 +201,9 @@ class LlamaCppBackend:
                 # The grammar ends the answer; the frame's stops could cut the JSON.
                 merged = replace(merged, stop=params.stop)
             return _Job(prompt, None, merged, strip_leading=True)
-        chat = [{"role": m.role, "content": m.content} for m in messages]
-        return _Job(None, chat, merge_params(self._params, params), chat=tuple(messages))
+        seen = with_prompt_params(messages, self._params)  # system_prompt, few_shot
+        chat = [{"role": m.role, "content": m.content} for m in seen]
+        return _Job(None, chat, merge_params(self._params, params), chat=seen)
 
     def _token_job(self, tokens: Sequence[int], params: GenerationParams) -> _Job:
         return _Job(None, None, merge_params(self._params, params), tokens=tuple(tokens))

@@ -10,7 +10,9 @@ Other params: ``latency_ms`` (before the first token), ``chunk_delay_ms``
 (between streamed chunks), ``fail`` (every call fails), ``fail_first`` (the
 first N calls fail), ``fail_mid_stream`` (a stream breaks after N chunks) and
 ``error`` (the failure's message). Streams split the answer into words; token
-counts are word counts. ``max_tokens`` and ``stop`` are honoured.
+counts are word counts. ``max_tokens`` and ``stop`` are honoured, and so are
+``system_prompt`` and ``few_shot`` (``modelcycle.backends.prompting``): each
+``MockCall`` of a chat holds the messages as the model saw them.
 
 It also serves every optional feature (``modelcycle.backends.capabilities``),
 deterministically: log-probabilities and echo, JSON mode, its own word
@@ -31,7 +33,7 @@ from urllib.parse import parse_qs, urlsplit
 from modelcycle.backends import mock_features as features
 from modelcycle.backends.base import Chunk, Completion, GenerationParams, Message, Usage
 from modelcycle.backends.capabilities import FEATURES, Embeddings, TokenizerInfo
-from modelcycle.backends.prompting import last_user_text
+from modelcycle.backends.prompting import last_user_text, with_prompt_params
 from modelcycle.errors import InvalidInput, UpstreamError
 
 _WORDS = re.compile(r"\s*\S+")
@@ -44,6 +46,8 @@ class MockCall:
     kind: str
     prompt: str
     params: GenerationParams
+    messages: tuple[Message, ...] = ()
+    """A chat's messages with the version's prompt params applied (empty for completions)."""
 
 
 @dataclass
@@ -61,6 +65,8 @@ class MockBackend:
     embedding_dim: int = features.EMBEDDING_DIM
     context_length: int = features.CONTEXT_LENGTH
     calls: list[MockCall] = field(default_factory=list)
+    prompt_params: dict[str, Any] = field(default_factory=dict)
+    """The version's ``system_prompt`` and ``few_shot``, applied to every chat."""
     vocabulary: features.WordVocabulary = field(default_factory=features.WordVocabulary)
 
     @classmethod
@@ -87,13 +93,17 @@ class MockBackend:
             error=str(options.get("error", "mock backend failure")),
             embedding_dim=int(options.get("embedding_dim", features.EMBEDDING_DIM)),
             context_length=int(options.get("context_length", features.CONTEXT_LENGTH)),
+            prompt_params={
+                key: options[key] for key in ("system_prompt", "few_shot") if key in options
+            },
         )
 
     # -- Backend ---------------------------------------------------------------------
 
     async def chat(self, messages: Sequence[Message], params: GenerationParams) -> Completion:
         """Answer with the next scripted reply, or echo the last user message."""
-        return await self._whole("chat", last_user_text(messages), params)
+        seen = with_prompt_params(messages, self.prompt_params)
+        return await self._whole("chat", last_user_text(seen), params, seen)
 
     async def complete(self, prompt: str, params: GenerationParams) -> Completion:
         """Answer with the next scripted reply, or echo the prompt."""
@@ -103,7 +113,8 @@ class MockBackend:
         self, messages: Sequence[Message], params: GenerationParams
     ) -> AsyncIterator[Chunk]:
         """Stream the answer word by word."""
-        return self._stream("chat", last_user_text(messages), params)
+        seen = with_prompt_params(messages, self.prompt_params)
+        return self._stream("chat", last_user_text(seen), params, seen)
 
     def stream_complete(self, prompt: str, params: GenerationParams) -> AsyncIterator[Chunk]:
         """Stream the answer word by word."""
@@ -169,8 +180,10 @@ class MockBackend:
 
     # -- internals -------------------------------------------------------------------
 
-    def _start(self, kind: str, prompt: str, params: GenerationParams) -> tuple[list[str], str]:
-        self.calls.append(MockCall(kind, prompt, params))
+    def _start(
+        self, kind: str, prompt: str, params: GenerationParams, messages: tuple[Message, ...]
+    ) -> tuple[list[str], str]:
+        self.calls.append(MockCall(kind, prompt, params, messages))
         if self.fail or len(self.calls) <= self.fail_first:
             raise UpstreamError(self.error)
         text = self.replies[(len(self.calls) - 1) % len(self.replies)] if self.replies else prompt
@@ -185,10 +198,12 @@ class MockBackend:
             words, finish = words[: params.max_tokens], "length"
         return words, finish
 
-    async def _whole(self, kind: str, prompt: str, params: GenerationParams) -> Completion:
+    async def _whole(
+        self, kind: str, prompt: str, params: GenerationParams, messages: tuple[Message, ...] = ()
+    ) -> Completion:
         if self.latency_ms:
             await asyncio.sleep(self.latency_ms / 1000)
-        words, finish = self._start(kind, prompt, params)
+        words, finish = self._start(kind, prompt, params, messages)
         usage = Usage(len(_WORDS.findall(prompt)), len(words))
         top_n = params.logprobs
         if top_n is None:
@@ -204,11 +219,11 @@ class MockBackend:
         )
 
     async def _stream(
-        self, kind: str, prompt: str, params: GenerationParams
+        self, kind: str, prompt: str, params: GenerationParams, messages: tuple[Message, ...] = ()
     ) -> AsyncIterator[Chunk]:
         if self.latency_ms:
             await asyncio.sleep(self.latency_ms / 1000)
-        words, finish = self._start(kind, prompt, params)
+        words, finish = self._start(kind, prompt, params, messages)
         for index, word in enumerate(words):
             if self.fail_mid_stream is not None and index >= self.fail_mid_stream:
                 raise UpstreamError(f"{self.error} (stream cut after {index} chunks)")

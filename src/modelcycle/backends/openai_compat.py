@@ -49,6 +49,7 @@ from modelcycle.backends.openai_wire import (
     sse_data,
     status_error,
 )
+from modelcycle.backends.prompting import apply_prompt_params, with_prompt_params
 from modelcycle.errors import (
     InvalidInput,
     MissingExtra,
@@ -78,6 +79,10 @@ class SecretReader(Protocol):
         ...
 
 
+def _wire_message(message: Message) -> dict[str, str]:
+    return {"role": message.role, "content": message.content}
+
+
 def _aiohttp() -> Any:
     try:
         import aiohttp
@@ -100,6 +105,7 @@ class OpenAICompatBackend:
         self.base_url = source.rstrip("/")
         self._secrets = secrets
         self._defaults = self.options.defaults()
+        self._prompt = self.options.prompt_params()
         extra = set(self.options.extra_fields)
         self._chat_fields = OPENAI_CHAT_FIELDS | extra
         self._completion_fields = OPENAI_COMPLETION_FIELDS | extra
@@ -200,7 +206,11 @@ class OpenAICompatBackend:
         passed = merged.passthrough or {}
         body.update((k, v) for k, v in passed.items() if k in self._chat_fields)
         raw = passed.get("messages")
-        body["messages"] = raw if isinstance(raw, list) else chat_messages(messages)
+        if isinstance(raw, list):  # the client's own messages (tool calls): prompt params too
+            roles = [str(m.get("role")) if isinstance(m, dict) else "" for m in raw]
+            body["messages"] = apply_prompt_params(raw, roles, self._prompt, _wire_message)
+        else:
+            body["messages"] = chat_messages(with_prompt_params(messages, self._prompt))
         if merged.logprobs is not None:
             body["logprobs"] = True
             body["top_logprobs"] = merged.logprobs

@@ -109,6 +109,10 @@ class OpenAIParams(BaseModel):
     """Default stop sequences."""
     seed: int | None = None
     """Default sampling seed."""
+    system_prompt: str | None = None
+    """System message for requests that have none (``modelcycle.backends.prompting``)."""
+    few_shot: list[dict[str, str]] | None = Field(default=None, max_length=64)
+    """Example messages placed before each request's conversation."""
 
     @field_validator("api_key_env")
     @classmethod
@@ -135,6 +139,10 @@ class OpenAIParams(BaseModel):
             if any(char in name + header for char in "\r\n"):
                 raise ValueError(f"headers.{name} contains a line break")
         return value
+
+    def prompt_params(self) -> dict[str, Any]:
+        """``system_prompt`` and ``few_shot``, in the shape ``with_prompt_params`` reads."""
+        return {"system_prompt": self.system_prompt, "few_shot": self.few_shot}
 
     def defaults(self) -> dict[str, Any]:
         """The sampling defaults, in the shape ``merge_params`` reads."""

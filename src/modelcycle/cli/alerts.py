@@ -34,7 +34,8 @@ _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 RuleArgument = Annotated[str, typer.Argument(help="The rule's name or id.")]
 METRIC_HELP = (
     "error_rate, requests, latency_p50_ms, latency_p95_ms, latency_p99_ms, ttft_p95_ms, "
-    "tokens, cost, feedback_score, feedback_count, cache_hit_rate, drift.<name> or drift.any."
+    "tokens, cost, feedback_score, feedback_count, cache_hit_rate, drift.<name>, drift.any "
+    "or online_score:<scorer>."
 )
 OP_HELP = "Fires when the value is >, >=, < or <= the threshold."
 THRESHOLD_HELP = "The value to compare with."

@@ -12,18 +12,23 @@ from modelcycle.cli import (
     alerts,
     aliases,
     audit,
+    datasets,
     db,
     deploy,
     drift,
+    evals,
     guard,
     keys,
     models,
+    online_eval,
     privacy,
     projects,
     report,
+    safety_eval,
     secrets,
     server,
     traces,
+    tune,
     worker,
 )
 from modelcycle.cli.loadtest import loadtest
@@ -53,9 +58,14 @@ app.add_typer(secrets.app, name="secrets")
 app.add_typer(traces.app, name="traces")
 app.add_typer(drift.app, name="drift")
 app.add_typer(guard.app, name="guard")
+app.add_typer(datasets.app, name="datasets")
+app.add_typer(evals.app, name="eval")
+app.add_typer(safety_eval.app, name="safety-eval")
+app.add_typer(online_eval.app, name="online-eval")
 app.add_typer(privacy.app, name="privacy")
 app.add_typer(traces.feedback_app, name="feedback")
 app.add_typer(report.app, name="report")
+app.add_typer(tune.app, name="tune")
 
 
 def main() -> None:

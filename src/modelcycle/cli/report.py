@@ -1,11 +1,11 @@
-"""``modelcycle report``: compliance records (model card and deployment record)."""
+"""``modelcycle report``: compliance records (model card and deployment record), eval reports."""
 
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
-from typing import Annotated, cast
+from typing import Annotated, Literal, cast
 
 import typer
 
@@ -13,14 +13,15 @@ from modelcycle.cli.output import ApiKeyOption, ServerOption
 from modelcycle.client import Client
 from modelcycle.client.transport import DEFAULT_SERVER
 from modelcycle.errors import InvalidInput
-from modelcycle.reports import DEFAULT_DAYS, MAX_DAYS, ModelReport, ReportFormat
+from modelcycle.reports import DEFAULT_DAYS, MAX_DAYS, EvalReport, ModelReport, ReportFormat
 
 app = typer.Typer(
-    help="Compliance records: a model version's card, deployments, monitoring and audit trail.",
+    help="Reports: a model version's card and compliance record, or an evaluation run's report.",
     no_args_is_help=True,
 )
 
 FORMATS = ("md", "html", "json")
+EVAL_FORMATS = ("html", "json")
 
 
 def parse_target(value: str) -> tuple[str, str]:
@@ -82,3 +83,29 @@ def model(
         return
     write_atomically(out, text)
     typer.echo(f"Wrote the report of {name}@{ref} to {out}")
+
+
+@app.command("eval")
+def eval_report(
+    run_id: Annotated[int, typer.Argument(help="The evaluation run's id.", metavar="RUN_ID")],
+    form: Annotated[
+        str, typer.Option("--format", help="html (a standalone page) or json.")
+    ] = "html",
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the report to this file instead of stdout."),
+    ] = None,
+    server: ServerOption = DEFAULT_SERVER,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Write an evaluation run's report: gates, statistics, charts and per-sample diffs."""
+    if form not in EVAL_FORMATS:
+        raise InvalidInput(f"--format {form!r} is not one of: {', '.join(EVAL_FORMATS)}")
+    with Client(server, api_key) as client:
+        found = client.reports.eval(run_id, format=cast(Literal["html", "json"], form))
+    text = found.model_dump_json(indent=2) + "\n" if isinstance(found, EvalReport) else found
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    write_atomically(out, text)
+    typer.echo(f"Wrote the report of evaluation run {run_id} to {out}")

@@ -22,9 +22,13 @@ from modelcycle.access import (
     WhoAmI,
 )
 from modelcycle.client import calls
+from modelcycle.client.datasets import AsyncDatasets
+from modelcycle.client.evals import AsyncEvals
 from modelcycle.client.guard import AsyncGuard
+from modelcycle.client.online_eval import AsyncOnlineEval
 from modelcycle.client.privacy import AsyncPrivacy
 from modelcycle.client.reports import AsyncReports
+from modelcycle.client.safety_eval import AsyncSafetyEval
 from modelcycle.client.transport import (
     connection_error,
     headers,
@@ -32,6 +36,7 @@ from modelcycle.client.transport import (
     resolve_api_key,
     resolve_server,
 )
+from modelcycle.client.tune import AsyncTune
 from modelcycle.deploy import (
     BreakerPolicy,
     CachePolicy,
@@ -84,6 +89,11 @@ class AsyncClient:
         self.reports = AsyncReports(self)
         self.privacy = AsyncPrivacy(self)
         self.guard = AsyncGuard(self)
+        self.online_eval = AsyncOnlineEval(self)
+        self.datasets = AsyncDatasets(self)
+        self.evals = AsyncEvals(self)
+        self.safety_eval = AsyncSafetyEval(self)
+        self.tune = AsyncTune(self)
 
     async def run(self, call: calls.Call[T]) -> T:
         """Send one call and parse its answer; errors raise ``ModelcycleError``."""
@@ -99,6 +109,17 @@ class AsyncClient:
             raise connection_error(self.server, exc) from exc
         raise_for_error(response)
         return call.parse(response.json() if response.content else None)
+
+    async def content(self, path: str, *, params: dict[str, Any] | None = None) -> bytes:
+        """The raw body of ``GET path`` (an HTML report, a file); errors raise as for ``run``."""
+        try:
+            response = await self._http.get(
+                self.server + path, params=params, headers=self._headers
+            )
+        except httpx.HTTPError as exc:
+            raise connection_error(self.server, exc) from exc
+        raise_for_error(response)
+        return response.content
 
     async def collect(self, call: calls.PageCall[T]) -> list[T]:
         """Every item of a paginated list, following ``next_cursor``."""

@@ -1,4 +1,4 @@
-"""``client.reports``: model cards and deployment records (compliance evidence).
+"""``client.reports``: model cards and deployment records, and evaluation run reports.
 
 The server sends the report as JSON; Markdown and HTML are rendered here by the
 same renderer the server uses, so every form holds exactly the same data.
@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Literal, overload
 from urllib.parse import quote
 
 from modelcycle.client.calls import API, Call
-from modelcycle.reports import DEFAULT_DAYS, ModelReport, ReportFormat, render_html, render_markdown
+from modelcycle.reports import (
+    DEFAULT_DAYS,
+    EvalReport,
+    ModelReport,
+    ReportFormat,
+    render_eval_report_html,
+    render_html,
+    render_markdown,
+)
 
 if TYPE_CHECKING:
     from modelcycle.client.asyncio import AsyncClient
@@ -23,6 +31,17 @@ def model_report_call(name: str, version: int | str, days: int) -> Call[ModelRep
     return Call("GET", path, ModelReport.model_validate, params={"format": "json", "days": days})
 
 
+def eval_report_call(run_id: int) -> Call[EvalReport]:
+    """``GET /api/v1/evals/{run_id}/report?format=json``."""
+    path = f"{API}/evals/{int(run_id)}/report"
+    return Call("GET", path, EvalReport.model_validate, params={"format": "json"})
+
+
+def eval_as_format(report: EvalReport, form: Literal["html", "json"]) -> EvalReport | str:
+    """The evaluation report itself for ``json``, else its standalone HTML page."""
+    return render_eval_report_html(report) if form == "html" else report
+
+
 def as_format(report: ModelReport, form: ReportFormat) -> ModelReport | str:
     """The report itself for ``json``, else its Markdown or HTML text."""
     if form == "md":
@@ -33,7 +52,7 @@ def as_format(report: ModelReport, form: ReportFormat) -> ModelReport | str:
 
 
 class Reports:
-    """Model reports of the key's project."""
+    """Model and evaluation reports of the key's project."""
 
     def __init__(self, client: Client):
         self._client = client
@@ -76,9 +95,17 @@ class Reports:
         """The report of ``name@version`` (a number or an alias) over the last ``days``."""
         return as_format(self._client.run(model_report_call(name, version, days)), format)
 
+    @overload
+    def eval(self, run_id: int, *, format: Literal["json"] = "json") -> EvalReport: ...
+    @overload
+    def eval(self, run_id: int, *, format: Literal["html"]) -> str: ...
+    def eval(self, run_id: int, *, format: Literal["html", "json"] = "json") -> EvalReport | str:
+        """The report of evaluation run ``run_id``: the data, or its standalone HTML page."""
+        return eval_as_format(self._client.run(eval_report_call(run_id)), format)
+
 
 class AsyncReports:
-    """Model reports of the key's project (asyncio)."""
+    """Model and evaluation reports of the key's project (asyncio)."""
 
     def __init__(self, client: AsyncClient):
         self._client = client
@@ -121,3 +148,13 @@ class AsyncReports:
         """The report of ``name@version`` (a number or an alias) over the last ``days``."""
         report = await self._client.run(model_report_call(name, version, days))
         return as_format(report, format)
+
+    @overload
+    async def eval(self, run_id: int, *, format: Literal["json"] = "json") -> EvalReport: ...
+    @overload
+    async def eval(self, run_id: int, *, format: Literal["html"]) -> str: ...
+    async def eval(
+        self, run_id: int, *, format: Literal["html", "json"] = "json"
+    ) -> EvalReport | str:
+        """The report of evaluation run ``run_id``: the data, or its standalone HTML page."""
+        return eval_as_format(await self._client.run(eval_report_call(run_id)), format)

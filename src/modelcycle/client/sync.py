@@ -21,9 +21,13 @@ from modelcycle.access import (
     WhoAmI,
 )
 from modelcycle.client import calls
+from modelcycle.client.datasets import Datasets
+from modelcycle.client.evals import Evals
 from modelcycle.client.guard import Guard
+from modelcycle.client.online_eval import OnlineEval
 from modelcycle.client.privacy import Privacy
 from modelcycle.client.reports import Reports
+from modelcycle.client.safety_eval import SafetyEval
 from modelcycle.client.transport import (
     connection_error,
     headers,
@@ -31,6 +35,7 @@ from modelcycle.client.transport import (
     resolve_api_key,
     resolve_server,
 )
+from modelcycle.client.tune import Tune
 from modelcycle.deploy import (
     BreakerPolicy,
     CachePolicy,
@@ -83,6 +88,11 @@ class Client:
         self.reports = Reports(self)
         self.privacy = Privacy(self)
         self.guard = Guard(self)
+        self.online_eval = OnlineEval(self)
+        self.datasets = Datasets(self)
+        self.evals = Evals(self)
+        self.safety_eval = SafetyEval(self)
+        self.tune = Tune(self)
 
     def run(self, call: calls.Call[T]) -> T:
         """Send one call and parse its answer; errors raise ``ModelcycleError``."""
@@ -98,6 +108,15 @@ class Client:
             raise connection_error(self.server, exc) from exc
         raise_for_error(response)
         return call.parse(response.json() if response.content else None)
+
+    def content(self, path: str, *, params: dict[str, Any] | None = None) -> bytes:
+        """The raw body of ``GET path`` (an HTML report, a file); errors raise as for ``run``."""
+        try:
+            response = self._http.get(self.server + path, params=params, headers=self._headers)
+        except httpx.HTTPError as exc:
+            raise connection_error(self.server, exc) from exc
+        raise_for_error(response)
+        return response.content
 
     def collect(self, call: calls.PageCall[T]) -> list[T]:
         """Every item of a paginated list, following ``next_cursor``."""

@@ -29,6 +29,9 @@ from modelcycle.errors import InvalidInput, ModelcycleError, RateLimited
 from modelcycle.gateway import Gateway
 from modelcycle.gateway.schemas import CallContext, InferenceRequest
 
+EVAL_RUN_MARKER = "eval_run"
+"""Trace metadata of an evaluation run's calls (the run id): not production traffic."""
+
 
 @dataclass(frozen=True, slots=True)
 class Answer:
@@ -179,7 +182,11 @@ class SyncCaller:
         future = asyncio.run_coroutine_threadsafe(
             self._caller.answer(target, {"messages": list(messages)}, params), self._loop
         )
-        return future.result(timeout=timeout_s)
+        try:
+            return future.result(timeout=timeout_s)
+        except TimeoutError:
+            future.cancel()  # the call must not keep running on the loop after we gave up
+            return Answer(None, error=f"timeout: {target} did not answer in {timeout_s:g} s")
 
 
 _current: contextvars.ContextVar[SyncCaller | None] = contextvars.ContextVar(

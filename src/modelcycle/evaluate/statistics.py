@@ -238,9 +238,10 @@ def proportion_ci(passed: int, total: int, *, confidence: float = 0.95) -> Inter
     shrink = 1.0 + z * z / total
     centre = (rate + z * z / (2 * total)) / shrink
     half = z * math.sqrt(rate * (1 - rate) / total + z * z / (4 * total * total)) / shrink
-    return Interval(
-        rate, max(0.0, centre - half), min(1.0, centre + half), confidence, total, "wilson"
-    )
+    # At 0 or all passes the bound is exactly the rate; floating point leaves ~1e-17.
+    low = 0.0 if passed == 0 else max(0.0, centre - half)
+    high = 1.0 if passed == total else min(1.0, centre + half)
+    return Interval(rate, low, high, confidence, total, "wilson")
 
 
 def pass_rate_ci(values: Scores, *, confidence: float = 0.95) -> Interval:

@@ -133,13 +133,22 @@ class LeaseOps:
     # -- ending an attempt ---------------------------------------------------------
 
     def finish(self, job_id: int, owner: str, result: Mapping[str, Any] | None) -> JobView:
-        """The handler returned: ``succeeded``, or ``cancelled`` when a cancel was requested."""
+        """The handler returned: ``succeeded``, or ``cancelled`` when a cancel was requested.
+
+        A handler whose result says ``{"status": "succeeded"}`` did all its work
+        (a tuned version registered, say) before it saw the cancel: the job
+        succeeded, or its state would contradict what it left behind.
+        """
         with self._store.write() as session:
             row = self._held(session, job_id, owner)
             row.result = dict(result) if result is not None else None
             row.finished_at = utcnow()
             row.lease_owner, row.lease_expires_at = None, None
-            if row.cancel_requested:
+            completed = result is not None and result.get("status") == "succeeded"
+            if row.cancel_requested and completed:
+                row.state, row.progress = JobState.SUCCEEDED, 1.0
+                self._event(session, job_id, "warning", "finished before the cancel took effect")
+            elif row.cancel_requested:
                 row.state = JobState.CANCELLED
                 self._event(session, job_id, "warning", "cancelled while running; handler stopped")
             else:

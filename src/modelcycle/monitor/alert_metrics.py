@@ -1,10 +1,13 @@
-"""The value of an alert rule's metric over its window, from rollups or drift reports.
+"""The value of an alert rule's metric over its window: rollups, drift reports, online scores.
 
 Rollup rows are per minute, so a window covers every minute row from the one
 holding ``now - window_s`` to the one holding ``now``: the partly elapsed
 current minute counts, and so does the whole first minute (a window is never
 shorter than asked). Without a version, shadow traffic is left out — it never
 answers clients; a rule on a version counts all of that version's requests.
+An ``online_score:<scorer>`` metric is the mean of the scorer's values on the
+traces that started in the window (online evaluation never scores shadow
+traffic, nor counts a trace it could not score).
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from modelcycle.monitor import histogram
-from modelcycle.monitor.alert_rules import DRIFT_ANY, DRIFT_PREFIX
-from modelcycle.store.tables import DriftReportRow, SpanRollupRow
+from modelcycle.monitor.alert_rules import DRIFT_ANY, DRIFT_PREFIX, ONLINE_SCORE_PREFIX
+from modelcycle.store.tables import DriftReportRow, OnlineScoreRow, SpanRollupRow
 
 _PERCENTILES = {
     "latency_p50_ms": ("latency_hist", 0.50),
@@ -53,6 +56,8 @@ def measure(session: Session, scope: Scope, now: datetime) -> Reading:
     """The value of ``scope.metric`` over the window ending at ``now``."""
     if scope.metric.startswith(DRIFT_PREFIX):
         return _drift(session, scope, now)
+    if scope.metric.startswith(ONLINE_SCORE_PREFIX):
+        return _online_score(session, scope, now)
     return _rollup(session, scope, now)
 
 
@@ -167,3 +172,22 @@ def _drift(session: Session, scope: Scope, now: datetime) -> Reading:
                 return Reading(float(statistic), basis)
             return Reading(None, f"{basis} has no statistic for {name}")
     return Reading(None, f"{basis} does not measure {name}")
+
+
+def _online_score(session: Session, scope: Scope, now: datetime) -> Reading:
+    """The mean of an online scorer's values on the traces that started in the window."""
+    scorer = scope.metric.removeprefix(ONLINE_SCORE_PREFIX)
+    query = select(func.count(OnlineScoreRow.value), func.avg(OnlineScoreRow.value)).where(
+        OnlineScoreRow.project_id == scope.project_id,
+        OnlineScoreRow.scorer == scorer,
+        OnlineScoreRow.trace_start >= now - timedelta(seconds=scope.window_s),
+        OnlineScoreRow.trace_start <= now,
+    )
+    if scope.deployment is not None:
+        query = query.where(OnlineScoreRow.deployment == scope.deployment)
+    if scope.version is not None:
+        query = query.where(OnlineScoreRow.version == scope.version)
+    count, mean = session.execute(query).one()
+    if int(count) < scope.min_requests:
+        return _too_few(int(count), scope, f"{scorer} scores")
+    return Reading(float(mean), f"mean of {int(count)} {scorer} scores")

@@ -1,8 +1,9 @@
 """Public shapes of alert rules and their events: what the API takes and shows.
 
 A rule watches one metric of the last ``window_s`` seconds — a rollup metric
-(``error_rate``, ``latency_p95_ms``...) or a drift statistic (``drift.<name>``)
-— and compares it with ``threshold``. Webhook channels hold a URL, headers and
+(``error_rate``, ``latency_p95_ms``...), a drift statistic (``drift.<name>``)
+or the mean of an online evaluation scorer (``online_score:<scorer>``) — and
+compares it with ``threshold``. Webhook channels hold a URL, headers and
 an optional signing secret, all of which may be credentials: they are stored
 encrypted and shown only as the URL's origin, the header names and whether
 deliveries are signed.
@@ -49,6 +50,9 @@ DRIFT_PREFIX = "drift."
 DRIFT_ANY = "drift.any"
 """1 when the latest drift report in the window found drift, else 0."""
 DRIFT_METRIC = re.compile(r"^drift\.[a-z0-9_]{1,56}$")
+ONLINE_SCORE_PREFIX = "online_score:"
+"""The mean of an online evaluation scorer over the window (docs/online-evaluation.md)."""
+ONLINE_SCORE_METRIC = re.compile(r"^online_score:[a-z0-9_.-]{1,51}$")
 
 MIN_WINDOW_S = 60
 MAX_WINDOW_S = 7 * 24 * 3600
@@ -63,13 +67,17 @@ _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$")
 
 
 def check_metric(metric: str) -> str:
-    """``metric`` when it is a known rollup metric or ``drift.<name>``; else ``ValueError``."""
-    if metric in ROLLUP_METRICS or DRIFT_METRIC.match(metric):
+    """``metric`` if known: a rollup metric, ``drift.<name>``, ``online_score:<scorer>``.
+
+    Anything else is a ``ValueError`` listing what is.
+    """
+    if metric in ROLLUP_METRICS or DRIFT_METRIC.match(metric) or ONLINE_SCORE_METRIC.match(metric):
         return metric
     known = ", ".join(ROLLUP_METRICS)
     raise ValueError(
         f"unknown metric {metric!r}; use one of {known}, or drift.<name> "
-        "(a drift report's metric, e.g. drift.embedding_auc) or drift.any"
+        "(a drift report's metric, e.g. drift.embedding_auc) or drift.any, "
+        "or online_score:<scorer> (e.g. online_score:json_valid)"
     )
 
 
@@ -192,7 +200,8 @@ class AlertRuleCreate(_RuleFields):
     name: str = Field(pattern=NAME_PATTERN, max_length=64, description="Unique in the project.")
     metric: str = Field(
         max_length=64,
-        description=f"One of {', '.join(ROLLUP_METRICS)}; drift.<name>; or drift.any.",
+        description=f"One of {', '.join(ROLLUP_METRICS)}; drift.<name>; drift.any; "
+        "or online_score:<scorer>.",
     )
     op: Op = Field(description="How the value compares with the threshold to fire.")
     threshold: float = Field(allow_inf_nan=False, ge=-MAX_THRESHOLD, le=MAX_THRESHOLD)

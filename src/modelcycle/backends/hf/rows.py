@@ -30,7 +30,7 @@ from typing import Any
 
 from modelcycle.backends.base import Chunk, GenerationParams, Message, Usage, merge_params
 from modelcycle.backends.hf.loading import LoadedModel
-from modelcycle.backends.prompting import render_chat, uses_template
+from modelcycle.backends.prompting import render_chat, uses_template, with_prompt_params
 from modelcycle.errors import InvalidInput, ModelcycleError, UpstreamError
 
 DEFAULT_TEMPERATURE = 1.0
@@ -198,7 +198,8 @@ def _render(request: Request, tokenizer: Any) -> tuple[str, GenerationParams, bo
     if uses_template(request.version) or not getattr(tokenizer, "chat_template", None):
         prompt, rendered = render_chat(request.messages, request.version, request.params)
         return prompt, merge_params(request.version, rendered), True, True
-    chat = [{"role": m.role, "content": m.content} for m in request.messages]
+    seen = with_prompt_params(request.messages, request.version)  # system_prompt, few_shot
+    chat = [{"role": m.role, "content": m.content} for m in seen]
     try:
         prompt = tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
     except Exception as exc:  # jinja2 errors: the template refused these messages

@@ -9,10 +9,13 @@ from typing import Any
 
 from modelcycle.evaluate.scorers import (
     bleu,
+    judge,
     measures,
     overlap,
+    redteam_safe,
     refusal,
     safety,
+    sentiment,
     structured,
     text,
 )
@@ -39,7 +42,7 @@ class BuiltinScorers:
 
     ``exact_match``, ``contains``, ``regex``, ``json_valid``, ``json_schema``,
     ``rouge_l``, ``bleu``, ``embedding_similarity``, ``pii_leak``, ``toxicity``,
-    ``refusal``, ``latency`` and ``cost``.
+    ``refusal``, ``latency``, ``cost``, ``llm_judge`` and ``llm_judge_pairwise``.
 
     ``detectors`` gives the guard detectors the safety scorers run (in a server:
     the plugin manager's, so a plugin's detector or override counts); it is
@@ -71,6 +74,11 @@ class BuiltinScorers:
             "pii_leak": functools.partial(safety.build_pii_leak, detectors=guard),
             "toxicity": functools.partial(safety.build_toxicity, detectors=guard),
             "refusal": refusal.build_refusal,
+            "redteam_safe": functools.partial(redteam_safe.build_redteam_safe, detectors=guard),
+            "sentiment": sentiment.build_sentiment,
+            "length": sentiment.build_length,
             "latency": measures.build_latency,
             "cost": measures.build_cost,
+            "llm_judge": judge.build_llm_judge,
+            "llm_judge_pairwise": judge.build_llm_judge_pairwise,
         }

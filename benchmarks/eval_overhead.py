@@ -10,7 +10,7 @@ model). Both sides record traces as production does. Each round runs both,
 side by side; the median ratio of the rounds is compared with the goal.
 
     .venv/bin/python benchmarks/eval_overhead.py [--samples 1000] [--concurrency 16]
-        [--delay-ms 5] [--rounds 3]
+        [--delay-ms 5] [--rounds 9]
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--delay-ms", type=float, default=5.0, help="the mock model's latency")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as home:
         services, principal = setup(Path(home), args.samples, args.delay_ms)

@@ -60,6 +60,7 @@ class Env:
 def env(modelcycle_settings: Settings) -> Iterator[Env]:
     requests = Requests()
     services = make_services(modelcycle_settings, plugins=(requests,))
+    services.evals.result_batch = 20  # several batches before the kill at answer 70
     admin = make_key(services, Role.ADMIN).principal
     # A few milliseconds per answer, so a run is still going when it is interrupted.
     register(services, admin, "echo", source="mock://echo", params={"latency_ms": 3})

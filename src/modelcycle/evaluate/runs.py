@@ -65,6 +65,9 @@ class EvalRuns:
         self._store, self._bus, self._jobs = store, bus, jobs
         self._gateway, self._scorers = gateway, scorers
         self._lifecycle = RunLifecycle(store, bus, scorers)
+        self.result_batch = 100
+        """Answers stored per transaction: a crash loses at most this many (they are asked again
+        on resume); larger batches cost fewer commits (benchmarks/eval_overhead.py)."""
 
     # -- creating ------------------------------------------------------------------------
 
@@ -288,7 +291,12 @@ class EvalRuns:
         elapsed = float((context.resume_from or {}).get("elapsed_s", 0.0)) if context else 0.0
         caller = TargetCaller(self._gateway, principal, metadata={EVAL_RUN_MARKER: run_id})
         execution = RunExecution(
-            self._store, caller, inputs, context=context, elapsed_before_s=elapsed
+            self._store,
+            caller,
+            inputs,
+            context=context,
+            elapsed_before_s=elapsed,
+            batch_size=self.result_batch,
         )
         try:
             outcome = await execution.run()
@@ -312,5 +320,5 @@ class EvalRuns:
 def _own_run(session: Session, principal: Principal, run_id: int) -> EvalRunRow:
     row = session.get(EvalRunRow, run_id)
     if row is None or row.project_id != principal.project_id:
-        raise NotFound(f"evaluation run {run_id} not found; list them with: modelcycle evals list")
+        raise NotFound(f"evaluation run {run_id} not found; list them with: modelcycle eval list")
     return row

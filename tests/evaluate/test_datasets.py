@@ -347,7 +347,9 @@ def judged_traces(modelcycle_services: Services, modelcycle_admin: KeyPair) -> d
     pid = admin.project_id
     spans = {
         "corrected": llm_span(
-            pid, input=_prompt(f"I am {EMAIL}, where is my order?"), output="No idea."
+            pid,
+            input=_prompt(f"I am {EMAIL}, where is my order?"),
+            output=f"No idea, {EMAIL}.",
         ),
         "down_no_fix": llm_span(pid, input=_prompt("Reset my password"), output="Done."),
         "liked": llm_span(pid, input=_prompt("Hi"), output="Hello!", version=2),
@@ -404,6 +406,8 @@ def test_negative_feedback_with_a_correction_becomes_a_scrubbed_sample_with_line
         "version": 1,
         "feedback_score": 0.0,
         "feedback_label": "wrong-answer",
+        # the corrected answer: with the correction, a DPO pair for tuning (scrubbed too)
+        "rejected": "No idea, [EMAIL_ADDRESS].",
     }
     assert made.meta["scrubbed"] is True
     assert made.meta["filter"]["feedback"] == "negative"

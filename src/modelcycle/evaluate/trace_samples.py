@@ -246,6 +246,10 @@ def _sample(
         }.items()
         if value is not None
     }
+    if expected is not None and judged is not None and judged.correction and call.output:
+        # The answer the user corrected: with the correction as the chosen one, the
+        # sample is also a DPO preference pair (tuning reads metadata.rejected).
+        metadata["rejected"] = call.output
     return SampleIn(prompt, expected, metadata, trace_id)
 
 
@@ -315,7 +319,8 @@ def _scrub_one(sample: SampleIn, clean: Redactor) -> SampleIn:
     else:
         prompt = {"prompt": clean(sample.input["prompt"])}
     metadata = dict(sample.metadata)
-    if isinstance(metadata.get("feedback_label"), str):  # free text a user typed
-        metadata["feedback_label"] = clean(metadata["feedback_label"])
+    for key in ("feedback_label", "rejected"):  # free text a user typed; a model's answer
+        if isinstance(metadata.get(key), str):
+            metadata[key] = clean(metadata[key])
     expected = clean(sample.expected) if sample.expected is not None else None
     return SampleIn(prompt, expected, metadata, sample.trace_id)

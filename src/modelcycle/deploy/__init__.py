@@ -11,6 +11,7 @@ from modelcycle.deploy.schemas import (
     DeploymentRevision,
     DeploymentSpec,
     Route,
+    single_route,
 )
 from modelcycle.deploy.service import Deployments, canary_of
 from modelcycle.deploy.targets import ResolvedVersion, Target, parse_target, resolve, resolve_active
@@ -33,4 +34,5 @@ __all__ = [
     "parse_target",
     "resolve",
     "resolve_active",
+    "single_route",
 ]

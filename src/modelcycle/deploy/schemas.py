@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, model_validator
@@ -229,6 +229,27 @@ class Deployment(BaseModel):
     created_at: datetime
     updated_by: str
     updated_at: datetime
+
+
+def single_route(target: str, *, actor: str, retries: int | None = None) -> Deployment:
+    """An unstored deployment sending everything to ``target`` (no guard, no limits).
+
+    What evaluation and prompt search serve a version through when no deployment
+    serves it: the gateway's path for a stored deployment, with this configuration.
+    """
+    now = datetime.now(UTC)
+    config = DeploymentConfig(routes=[Route(target=target, weight=100)])
+    if retries is not None:
+        config = config.model_copy(update={"retries": retries})
+    return Deployment(
+        name=target,
+        revision=1,
+        spec=config,
+        created_by=actor,
+        created_at=now,
+        updated_by=actor,
+        updated_at=now,
+    )
 
 
 class DeploymentRevision(BaseModel):

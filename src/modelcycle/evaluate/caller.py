@@ -19,12 +19,11 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from modelcycle.access import Principal
 from modelcycle.backends import GenerationParams, Message
-from modelcycle.deploy import Deployment, DeploymentConfig, Route
+from modelcycle.deploy import Deployment, single_route
 from modelcycle.errors import InvalidInput, ModelcycleError, RateLimited
 from modelcycle.gateway import Gateway
 from modelcycle.gateway.schemas import CallContext, InferenceRequest
@@ -48,22 +47,18 @@ class Answer:
     finish_reason: str | None = None
 
 
+GUARD_BLOCK_CODE = "content_filter"
+"""The error code of a request a deployment's guard policy refused (``GuardBlocked``)."""
+
+
+def is_guard_block(error: str | None) -> bool:
+    """Whether a failed answer's error (``code: message``) is a guard policy's refusal."""
+    return error is not None and error.startswith(f"{GUARD_BLOCK_CODE}:")
+
+
 def is_version_target(target: str) -> bool:
     """``NAME@VERSION`` / ``NAME@alias`` address a version; a bare name a deployment."""
     return "@" in target
-
-
-def _ad_hoc(target: str) -> Deployment:
-    now = datetime.now(UTC)
-    return Deployment(
-        name=target,
-        revision=1,
-        spec=DeploymentConfig(routes=[Route(target=target, weight=100)]),
-        created_by="evaluation",
-        created_at=now,
-        updated_by="evaluation",
-        updated_at=now,
-    )
 
 
 def _messages(input: Mapping[str, Any]) -> tuple[tuple[Message, ...] | None, str | None]:
@@ -107,9 +102,9 @@ class TargetCaller:
         messages, prompt = _messages(input)
         deployment = None
         if is_version_target(target):
-            deployment = self._ad_hoc.get(target) or self._ad_hoc.setdefault(
-                target, _ad_hoc(target)
-            )
+            deployment = self._ad_hoc.get(target)
+            if deployment is None:
+                deployment = self._ad_hoc[target] = single_route(target, actor="evaluation")
         request = InferenceRequest(
             endpoint="chat.completions" if messages is not None else "completions",
             deployment=target,

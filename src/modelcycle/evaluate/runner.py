@@ -27,7 +27,7 @@ from sqlalchemy import Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from modelcycle.backends import GenerationParams
-from modelcycle.evaluate.caller import Answer, SyncCaller, TargetCaller, calling
+from modelcycle.evaluate.caller import Answer, SyncCaller, TargetCaller, calling, is_guard_block
 from modelcycle.evaluate.samples import EvalSample, load_samples
 from modelcycle.evaluate.scorers.types import Score, Scorer, ScoringInput, score_batch
 from modelcycle.jobs import JobContext
@@ -48,18 +48,9 @@ CANCEL_CHECK_S = 0.1
 an in-process flag, after every batch)."""
 
 
-GUARD_BLOCK_CODE = "content_filter"
-"""The error code of a request a deployment's guard policy refused (``GuardBlocked``)."""
-
-
 def scores_blocked(scorer: Scorer) -> bool:
     """Whether ``scorer`` judges guard-blocked requests (``scores_blocked = True``)."""
     return bool(getattr(scorer, "scores_blocked", False))
-
-
-def is_guard_block(error: str | None) -> bool:
-    """Whether a failed answer is a guard policy's refusal of the request."""
-    return error is not None and error.startswith(f"{GUARD_BLOCK_CODE}:")
 
 
 def needs_baseline(scorer: Scorer) -> bool:

@@ -31,13 +31,12 @@ import random
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from modelcycle.access import Principal
 from modelcycle.backends import GenerationParams, Message
 from modelcycle.backends.prompting import render_chat, uses_template, with_prompt_params
-from modelcycle.deploy import Deployment, DeploymentConfig, ResolvedVersion, Route
+from modelcycle.deploy import ResolvedVersion, single_route
 from modelcycle.errors import InvalidInput, ModelcycleError
 from modelcycle.gateway import Gateway, InferenceRequest
 from modelcycle.gateway.schemas import CallContext
@@ -209,19 +208,6 @@ def _initial_plan(
     return sorted(rng.sample(range(candidates), fits)), 1
 
 
-def _ad_hoc(target: str) -> Deployment:
-    now = datetime.now(UTC)
-    return Deployment(
-        name=target,
-        revision=1,
-        spec=DeploymentConfig(routes=[Route(target=target, weight=100)], retries=0),
-        created_by="prompt-search",
-        created_at=now,
-        updated_by="prompt-search",
-        updated_at=now,
-    )
-
-
 class _Search:
     def __init__(
         self,
@@ -237,7 +223,7 @@ class _Search:
     ):
         self.gateway, self.principal, self.base = gateway, principal, base
         self.target = f"{base.model}@{base.version}"  # pinned: an alias may move meanwhile
-        self.deployment = _ad_hoc(self.target)
+        self.deployment = single_route(self.target, actor="prompt-search", retries=0)
         self.samples, self.chats = samples, [_chat(s) for s in samples]
         self.score, self.budget = score, budget
         self.should_stop, self.stopped = should_stop, False

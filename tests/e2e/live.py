@@ -18,6 +18,7 @@ import uvicorn
 
 from modelcycle.api import create_app
 from modelcycle.services import Services
+from modelcycle.ui import install_dashboard
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,14 +52,17 @@ def wait_until_answers(url: str, *, timeout_s: float = 10.0, status: int = 200) 
 
 
 @contextmanager
-def serve(services: Services, admin_key: str) -> Iterator[LiveServer]:
-    """Serve ``services`` from a background thread until the block exits."""
+def serve(services: Services, admin_key: str, *, dashboard: bool = False) -> Iterator[LiveServer]:
+    """Serve ``services`` from a background thread until the block exits (with the UI)."""
     # Binding the socket here (not in uvicorn) leaves no window for a port race.
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
+    app = create_app(services)
+    if dashboard:
+        install_dashboard(app, services)
     config = uvicorn.Config(
-        create_app(services),
+        app,
         log_config=None,
         log_level="warning",
         access_log=False,

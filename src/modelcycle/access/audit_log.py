@@ -56,11 +56,23 @@ class AuditLog:
         target: str | None = None,
         cursor: str | None = None,
         limit: int = 100,
+        newest_first: bool = False,
     ) -> Page[AuditEntry]:
-        """Entries oldest first, filtered by exact action/actor and target prefix."""
+        """Entries oldest first, filtered by exact action/actor and target prefix.
+
+        ``newest_first`` lists them newest first (the dashboard's order); a cursor then
+        resumes below the last entry of the previous page.
+        """
         require(principal, Role.ADMIN)
-        after, limit = decode_cursor(cursor), check_limit(limit)
-        query = select(AuditEntryRow).where(AuditEntryRow.seq > after)
+        resume, limit = decode_cursor(cursor), check_limit(limit)
+        query = select(AuditEntryRow)
+        if newest_first:
+            order = AuditEntryRow.seq.desc()
+            if resume:  # 0: the first page
+                query = query.where(AuditEntryRow.seq < resume)
+        else:
+            order = AuditEntryRow.seq.asc()
+            query = query.where(AuditEntryRow.seq > resume)
         if not principal.is_root:
             query = query.where(AuditEntryRow.project == principal.project)
         if action:
@@ -70,9 +82,7 @@ class AuditLog:
         if target:
             query = query.where(AuditEntryRow.target.startswith(target, autoescape=True))
         with self._store.read() as session:
-            rows = (
-                session.execute(query.order_by(AuditEntryRow.seq).limit(limit + 1)).scalars().all()
-            )
+            rows = session.execute(query.order_by(order).limit(limit + 1)).scalars().all()
         items = [AuditEntry.model_validate(row, from_attributes=True) for row in rows[:limit]]
         return Page(items, encode_cursor(items[-1].seq) if len(rows) > limit else None)
 

@@ -18,7 +18,7 @@ from modelcycle.errors import Conflict, InvalidInput, NotFound
 from modelcycle.store import audit
 from modelcycle.store.audit import AuditRecord
 from modelcycle.store.tables import ApiKeyRow, ProjectRow, utcnow
-from modelcycle.types import Role
+from modelcycle.types import ROOT_PROJECT, Role
 
 SYSTEM_ACTOR = "system"
 
@@ -145,3 +145,18 @@ def check_rotatable(session: Session, row: ApiKeyRow) -> None:
         raise Conflict(
             f"key {row.id} was already rotated into key {successor}; rotate that one instead"
         )
+
+
+def principal_of(row: ApiKeyRow, project: ProjectRow) -> Principal:
+    """The caller a valid key row of ``project`` stands for."""
+    role = Role(row.role)
+    return Principal(
+        key_id=row.id,
+        key_name=row.name,
+        prefix=row.prefix,
+        project_id=project.id,
+        project=project.name,
+        role=role,
+        is_root=project.name == ROOT_PROJECT and role is Role.ADMIN,
+        deployments=None if row.deployments is None else frozenset(row.deployments),
+    )

@@ -17,6 +17,7 @@ from modelcycle.access.key_records import (
     insert_key,
     key_audit,
     key_out,
+    principal_of,
     visible_key,
 )
 from modelcycle.access.principals import PrincipalCache
@@ -164,18 +165,7 @@ class AccessService:
             raise AuthenticationError("this API key was revoked; ask an admin for a new one")
         if row.expires_at is not None and row.expires_at <= utcnow():
             raise AuthenticationError("this API key has expired; ask an admin for a new one")
-        role = Role(row.role)
-        principal = Principal(
-            key_id=row.id,
-            key_name=row.name,
-            prefix=row.prefix,
-            project_id=project.id,
-            project=project.name,
-            role=role,
-            is_root=project.name == ROOT_PROJECT and role is Role.ADMIN,
-            deployments=None if row.deployments is None else frozenset(row.deployments),
-        )
-        return principal, row.expires_at
+        return principal_of(row, project), row.expires_at
 
     # -- projects ------------------------------------------------------------------
 

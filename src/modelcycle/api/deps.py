@@ -7,22 +7,19 @@ often, then count each failure (``modelcycle.access.throttle``).
 
 from __future__ import annotations
 
-import socket
 from typing import Annotated, NoReturn
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
-from starlette.types import Scope
 
 from modelcycle.access import Principal
-from modelcycle.access.throttle import AuthThrottle
+from modelcycle.access.throttle import AuthThrottle, client_address
 from modelcycle.errors import AuthenticationError
 from modelcycle.services import Services
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: mc_<prefix>_<secret>.")
 _MISSING = "missing API key; pass 'Authorization: Bearer mc_...'"
-_IPV4_MAPPED = bytes(10) + b"\xff\xff"
 
 
 async def get_services(request: Request) -> Services:
@@ -78,29 +75,6 @@ def _refuse_missing(request: Request, throttle: AuthThrottle) -> NoReturn:
     if request.headers.get("Authorization") is not None:
         throttle.failed(client_address(request.scope))
     raise AuthenticationError(_MISSING)
-
-
-def client_address(scope: Scope) -> str | None:
-    """The address failed authentications are counted by: IPv4 address, or IPv6 /64.
-
-    One IPv6 subscriber commonly holds a whole /64, so single IPv6 addresses
-    would let a client rotate past the throttle. Behind a reverse proxy this is
-    the proxy unless the ASGI server trusts its ``X-Forwarded-For``. (Parsed
-    with ``inet_pton``: ``ipaddress`` costs tens of microseconds a request.)
-    """
-    client = scope.get("client")
-    if not client:
-        return None
-    host = str(client[0])
-    if ":" not in host:
-        return host
-    try:
-        packed = socket.inet_pton(socket.AF_INET6, host.partition("%")[0])  # no zone id
-    except OSError:
-        return host
-    if packed[:12] == _IPV4_MAPPED:
-        return socket.inet_ntop(socket.AF_INET, packed[12:])
-    return socket.inet_ntop(socket.AF_INET6, packed[:8] + bytes(8)) + "/64"
 
 
 def _bearer_token(request: Request) -> str | None:

@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from modelcycle.api import create_app
 from modelcycle.services import Services, bootstrap, build_services
 from modelcycle.settings import Settings, load_settings
+from modelcycle.ui import install_dashboard
 
 ConfigOption = Annotated[
     Path | None,
@@ -79,6 +80,9 @@ def up(
         # After bootstrap: the worker needs the migrated schema.
         worker = spawn_worker(config) if settings.worker else None
         typer.echo(f"modelcycle listening on http://{settings.host}:{settings.port}")
+        typer.echo(
+            f"  dashboard: http://{settings.host}:{settings.port}/ (sign in with an API key)"
+        )
         typer.echo(f"  OpenAI-compatible API: http://{settings.host}:{settings.port}/v1")
         typer.echo(f"  data dir: {settings.home}")
         typer.echo(f"  database: {masked_database_url(settings)}")
@@ -93,9 +97,11 @@ def up(
             typer.echo(f"admin API key: {result.admin_key}")
             typer.echo("  shown only now; it is stored as a hash. Keep it in MODELCYCLE_API_KEY.")
             typer.echo("")
+        app = create_app(services)
+        install_dashboard(app, services)
         server = uvicorn.Server(
             uvicorn.Config(
-                create_app(services),
+                app,
                 host=settings.host,
                 port=settings.port,
                 log_level=settings.log_level,

@@ -25,6 +25,7 @@ from modelcycle.errors import InvalidInput, NotFound
 from modelcycle.monitor import rollups
 from modelcycle.monitor.feedback import feedback_out
 from modelcycle.monitor.rollup_cache import RollupBlocks
+from modelcycle.monitor.spans import GUARD_FINDINGS
 from modelcycle.monitor.trace_schemas import (
     RollupQuery,
     Rollups,
@@ -385,6 +386,35 @@ class Traces:
             spans=tree_order(rows),
             feedback=[feedback_out(row) for row in judged],
         )
+
+    def guard_findings(
+        self, principal: Principal, trace_ids: Sequence[str]
+    ) -> dict[str, list[dict[str, Any]]]:
+        """The guard findings recorded on the spans of some traces (one indexed read).
+
+        What a page listing a search's guarded traces shows without loading each
+        trace: per trace id, the findings (detector, type, stage, action, score,
+        where; never the text) of its spans the guard flagged, redacted or blocked.
+        """
+        require(principal, Role.VIEWER)
+        found: dict[str, list[dict[str, Any]]] = {trace_id: [] for trace_id in trace_ids}
+        if not found:
+            return found
+        with self._store.read() as session:
+            rows = session.execute(
+                select(SpanRow.trace_id, SpanRow.attributes)
+                .where(
+                    SpanRow.project_id == principal.project_id,
+                    SpanRow.trace_id.in_(list(found)),
+                    SpanRow.guard.in_(("flag", "redact", "block")),
+                )
+                .order_by(SpanRow.start_time, SpanRow.id)
+            ).all()
+        for row in rows:
+            recorded = (row.attributes or {}).get(GUARD_FINDINGS)
+            if isinstance(recorded, list):
+                found[row.trace_id].extend(f for f in recorded if isinstance(f, dict))
+        return found
 
     # -- rollups ---------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """Every table of modelcycle, on one metadata (Alembic compares against it)."""
 
-from modelcycle.store.tables.access import ApiKeyRow, ProjectRow
+from modelcycle.store.tables.access import ApiKeyRow, ProjectRow, UiSessionRow
 from modelcycle.store.tables.audit import AuditEntryRow, AuditHeadRow
 from modelcycle.store.tables.base import Base, utcnow
 from modelcycle.store.tables.deploy import DeploymentRevisionRow, DeploymentRow
@@ -69,5 +69,6 @@ __all__ = [
     "SpanRow",
     "TuneCheckpointRow",
     "TuneJobRow",
+    "UiSessionRow",
     "utcnow",
 ]

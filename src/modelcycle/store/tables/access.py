@@ -40,3 +40,19 @@ class ApiKeyRow(Base):
     """The deployments this key may call through ``/v1``; ``None``: every one of its project."""
     rotated_from: Mapped[int | None] = mapped_column(default=None)
     """The key this one replaced by rotation (same name, role and allowlist)."""
+
+
+class UiSessionRow(Base):
+    """A dashboard sign-in: the browser holds a random token, this row only its hash.
+
+    A session acts as the key it was opened with, and ends with it: every
+    request re-reads the key, so revoking or expiring the key signs it out.
+    """
+
+    __tablename__ = "ui_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()

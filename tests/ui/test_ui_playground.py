@@ -215,11 +215,14 @@ def test_stream_takes_a_json_body(ui: PageClient, mocks: Services) -> None:
     assert "".join(pieces) == "Beta"
 
 
-def test_stream_of_a_version_is_one_piece(ui: PageClient, mocks: Services) -> None:
+def test_a_version_streams_like_a_deployment(ui: PageClient, mocks: Services) -> None:
     found = events_of(stream(ui, target="alpha@1"))
-    assert [event.name for event in found] == ["meta", "message", "done"]
-    assert found[0].data["streamed"] is False
-    assert found[1].data["text"] == ALPHA
+    assert found[0].name == "meta"
+    assert found[0].data["served_by"] == "alpha@1"
+    pieces = [e.data["text"] for e in found if e.name == "message"]
+    assert len(pieces) > 1
+    assert "".join(pieces) == ALPHA
+    assert found[-1].name == "done"
 
 
 def test_stream_without_csrf_token_is_refused(ui: PageClient, mocks: Services) -> None:

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from modelcycle.access import Principal, require
-from modelcycle.errors import Conflict, InvalidInput, PermissionDenied
+from modelcycle.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from modelcycle.evaluate import dataset_files
 from modelcycle.evaluate.dataset_files import BadRecord, ExportFormat, FileFormat
 from modelcycle.evaluate.dataset_schemas import (
@@ -130,6 +130,48 @@ class Datasets:
             description=body.description,
             action="import",
         )
+
+    def append(
+        self, principal: Principal, name: str, record: Mapping[str, Any], *, source: str
+    ) -> DatasetVersionOut:
+        """A new version: the latest version's samples, then ``record`` (created when missing).
+
+        Read and written in one transaction, so two appends at the same moment
+        give two versions that each hold every sample before them (or a 409),
+        never a version that lost the other's sample.
+        """
+        require(principal, Role.MAINTAINER)
+        check_name(name)
+        try:
+            added = dataset_files.sample_from_json(dict(record))
+        except BadRecord as exc:
+            raise InvalidInput(f"sample: {exc}; nothing was added", param="sample") from None
+        try:
+            with self._store.write() as session:
+                try:
+                    latest: DatasetVersionRow | None = resolve_version(
+                        session, principal.project_id, name
+                    )
+                except NotFound:
+                    latest = None
+                earlier = [] if latest is None else load_samples(session, latest.id)
+                samples = [SampleIn(s.input, s.expected, s.metadata, s.trace_id) for s in earlier]
+                row = write_version(
+                    session,
+                    principal.project_id,
+                    name,
+                    [*samples, added],
+                    source=source,
+                    actor=principal.actor,
+                    meta={"appended": 1},
+                    parent_version_id=None if latest is None else latest.id,
+                )
+                self._audit(session, principal, "append", name, _state(row))
+                return self._out(session, row)
+        except IntegrityError:
+            raise Conflict(
+                f"dataset '{name}' changed while this sample was added; try again"
+            ) from None
 
     def from_traces(self, principal: Principal, body: FromTracesIn) -> DatasetVersionOut:
         """A version built from production traces, scrubbed unless an admin says otherwise."""

@@ -254,11 +254,23 @@ class Gateway:
             trace_id=request.context.trace_id or trace.request_id,
         )
 
-    async def stream(self, principal: Principal, request: InferenceRequest) -> ServedStream:
-        """A stream whose first chunk has arrived (routes that fail before it fall back)."""
+    async def stream(
+        self,
+        principal: Principal,
+        request: InferenceRequest,
+        *,
+        deployment: Deployment | None = None,
+    ) -> ServedStream:
+        """A stream whose first chunk has arrived (routes that fail before it fall back).
+
+        ``deployment``: as for :meth:`generate` (a version that no deployment serves).
+        """
         trace = self._start(principal, request)
         try:
-            deployment = await self.resolver.deployment(principal.project_id, request.deployment)
+            if deployment is None:
+                deployment = await self.resolver.deployment(
+                    principal.project_id, request.deployment
+                )
             await self._admit(trace, deployment)
             several = request.n > 1 or request.prompts is not None or request.params.echo
             opener = open_stream if several else _open_stream

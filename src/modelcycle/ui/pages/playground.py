@@ -7,8 +7,7 @@ from ``POST /playground/stream`` (server-sent events, see :func:`sse`); without
 it, ``POST /playground`` answers with the page and both whole answers.
 
 A target is a deployment name or a version, ``NAME@VERSION`` / ``NAME@alias``
-(served by a one-route deployment, as evaluations do: no guard, no limits, and
-answered whole since the gateway streams stored deployments only). A key
+(served by a one-route deployment, as evaluations do: no guard, no limits). A key
 limited to some deployments may call only those, and no version directly.
 """
 
@@ -30,13 +29,11 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from modelcycle.access import Principal, require
+from modelcycle.access import Principal
 from modelcycle.backends import Chunk, GenerationParams, Message
 from modelcycle.deploy import Deployment, single_route
-from modelcycle.errors import InvalidInput, ModelcycleError, NotFound, PermissionDenied
+from modelcycle.errors import InvalidInput, ModelcycleError, PermissionDenied
 from modelcycle.evaluate.caller import is_version_target
-from modelcycle.evaluate.dataset_transforms import check_name
-from modelcycle.evaluate.datasets import Datasets, DatasetVersionOut
 from modelcycle.gateway import ChatCompletionRequest, DeploymentNotFound, Gateway
 from modelcycle.gateway.schemas import CallContext, InferenceRequest
 from modelcycle.types import Role
@@ -295,33 +292,17 @@ async def _relay(
     )
 
 
-async def _once(pane: Pane) -> AsyncGenerator[bytes, None]:
-    """A version's whole answer as the events of a stream with one piece."""
-    yield sse("meta", {"target": pane.target, "served_by": pane.served_by, "streamed": False})
-    if pane.text:
-        yield sse(None, {"text": pane.text})
-    yield sse(
-        "done",
-        {
-            "trace_id": pane.trace_id,
-            "finish_reason": pane.finish_reason,
-            "tokens_out": pane.tokens_out,
-            "latency_ms": round(pane.latency_ms or 0.0, 1),
-        },
-    )
-
-
 async def open_events(
     gateway: Gateway, principal: Principal, target: str, prompt: Prompt
 ) -> AsyncGenerator[bytes, None]:
     """The events of ``target``'s answer; raises a refusal before the first one is sent."""
-    if ad_hoc_deployment(principal, target) is not None:  # a version: answered whole
-        return _once(await answer_of(gateway, principal, target, prompt))
+    deployment = ad_hoc_deployment(principal, target)
     started = time.perf_counter()
-    stream = await gateway.stream(principal, inference_request(target, prompt, stream=True))
+    request = inference_request(target, prompt, stream=True)
+    stream = await gateway.stream(principal, request, deployment=deployment)
     head = sse(
         "meta",
-        {"target": target, "served_by": f"{stream.model}@{stream.version}", "streamed": True},
+        {"target": target, "served_by": f"{stream.model}@{stream.version}"},
     )
     body = _relay(stream.chunks(), {"trace_id": stream.trace_id}, started)
     return _prefixed(head, body)
@@ -481,26 +462,6 @@ def sample_record(
     return record
 
 
-def append_sample(
-    datasets: Datasets, principal: Principal, name: str, record: Mapping[str, Any]
-) -> DatasetVersionOut:
-    """A new version of dataset ``name``: its latest version's samples, then ``record``.
-
-    Created when missing. Versions are immutable, so this writes a whole new one
-    (through the lossless JSONL export and import). Maintainers only.
-    """
-    require(principal, Role.MAINTAINER)  # before reading a dataset a viewer could not extend
-    check_name(name)
-    try:
-        previous = datasets.export(principal, name, "jsonl")
-    except NotFound:
-        previous = b""
-    content = previous + orjson.dumps(record) + b"\n"
-    return datasets.import_file(
-        principal, name, content, format="jsonl", filename="playground.jsonl"
-    )
-
-
 TextForm = Annotated[str, Form(max_length=MAX_TEXT)]
 
 
@@ -518,7 +479,9 @@ def send_to_dataset(
     """Append the exchange to a dataset as a new version, then back to the playground."""
     target = check_target(target)
     record = sample_record(target, system, message, answer, expected, trace_id.strip())
-    version = append_sample(viewer.services.datasets, viewer.principal, dataset.strip(), record)
+    version = viewer.services.datasets.append(
+        viewer.principal, dataset.strip(), record, source="playground"
+    )
     notice = (
         f"Added the exchange with {target} to dataset {version.dataset}: "
         f"version {version.ref}, {version.sample_count} samples."

@@ -87,9 +87,7 @@
       part(pane, ".pg-answer").append(document.createTextNode(payload.text || ""));
     } else if (name === "meta") {
       state.served = payload.served_by;
-      part(pane, ".pg-served").textContent = payload.streamed
-        ? `served by ${payload.served_by} · streaming…`
-        : `served by ${payload.served_by} (a version: answered whole)`;
+      part(pane, ".pg-served").textContent = `served by ${payload.served_by} · streaming…`;
     } else if (name === "done") {
       state.ended = true;
       const empty = part(pane, ".pg-answer").textContent ? "" : " · the answer is empty";

@@ -13,6 +13,7 @@ finds the ids of a trace, an evaluation run and a tuning job through the API.
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 from pathlib import Path
 
@@ -62,6 +63,14 @@ def page_list(api: httpx.Client, deployment: str, model: str) -> list[tuple[str,
     return pages
 
 
+def emulate(driver: webdriver.Chrome, width: int, height: int) -> None:
+    """A viewport of exactly ``width`` x ``height`` CSS pixels (a phone's is a mobile one)."""
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600},
+    )
+
+
 def browser() -> webdriver.Chrome:
     """Headless Debian chromium, with no background network traffic."""
     options = webdriver.ChromeOptions()
@@ -99,20 +108,21 @@ def main() -> int:
         pages = page_list(api, args.deployment, args.model)
     driver = browser()
     try:
-        driver.set_window_size(1280, 900)
+        emulate(driver, 1280, 900)
         driver.get(args.server + "/login")
         driver.find_element(By.ID, "api_key").send_keys(args.api_key)
         driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
         WebDriverWait(driver, 15).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".who")))
         for width_name, width in WIDTHS.items():
             for name, path in pages:
-                driver.set_window_size(width, 900)
+                emulate(driver, width, 900)
                 driver.get(args.server + path)
                 WebDriverWait(driver, 15).until(ec.presence_of_element_located((By.TAG_NAME, "h1")))
-                height = driver.execute_script("return document.body.scrollHeight")
-                driver.set_window_size(width, min(max(int(height), 600), 4000))
+                height = driver.execute_script("return document.documentElement.scrollHeight")
+                emulate(driver, width, min(max(int(height), 600), 4000))  # the whole page
                 target = args.out / f"{name}-{width_name}.png"
-                driver.save_screenshot(str(target))
+                shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png"})
+                target.write_bytes(base64.b64decode(shot["data"]))
                 print(target)
     finally:
         driver.quit()

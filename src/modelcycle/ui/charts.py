@@ -126,9 +126,11 @@ def line_chart(
             f"{escape(_label(value, unit))}</text>"
         )
         seconds = t0 + span * i / 4
+        anchor = ("start", "middle", "middle", "middle", "end")[i]  # the ends stay inside
         parts.append(
             f'<text class="tick" x="{x(seconds):.1f}" y="{HEIGHT - PAD_BOTTOM + 16}" '
-            f'text-anchor="middle">{_time_label(datetime.fromtimestamp(seconds, UTC), span)}</text>'
+            f'text-anchor="{anchor}">{_time_label(datetime.fromtimestamp(seconds, UTC), span)}'
+            "</text>"
         )
     for index, one in enumerate(series):
         parts.extend(_lines(index, one, x, y))

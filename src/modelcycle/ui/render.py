@@ -61,6 +61,13 @@ def _num(value: float | None, digits: int = 0) -> str:
     return MISSING if value is None else f"{value:,.{digits}f}"
 
 
+def _rate(value: float | None) -> str:
+    """Requests per second: three significant digits, so a quiet day is not ``0.00``."""
+    if value is None:
+        return MISSING
+    return "0" if value == 0 else f"{value:.3g}"
+
+
 def _money(value: float | None) -> str:
     if value is None:
         return MISSING
@@ -97,7 +104,9 @@ class Renderer:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.env.filters.update(ms=_ms, pct=_pct, num=_num, money=_money, when=_when, ago=_ago)
+        self.env.filters.update(
+            ms=_ms, pct=_pct, num=_num, rate=_rate, money=_money, when=_when, ago=_ago
+        )
         self.env.globals.update(nav=NAV, static=static_path, version=__version__, can=_can)
 
     def page(

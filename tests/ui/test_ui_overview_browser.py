@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from e2e.live import LiveServer
@@ -42,6 +43,27 @@ def test_sign_in_and_see_each_deployments_health(
     # the deployment link leads to its page
     browser.find_element(By.LINK_TEXT, "chat").click()
     assert browser.current_url.endswith("/deployments/chat")
+
+
+def test_the_keyboard_reaches_the_content_and_the_navigation(
+    browser: WebDriver, ui_server: LiveServer, modelcycle_admin: KeyPair
+) -> None:
+    sign_in(browser, ui_server.url, modelcycle_admin.key)
+    body = browser.find_element(By.TAG_NAME, "body")
+    body.send_keys(Keys.TAB)  # the first stop is the skip link ...
+    skip = browser.switch_to.active_element
+    assert skip.text == "Skip to content"
+    skip.send_keys(Keys.ENTER)  # ... which moves focus past the navigation
+    assert browser.switch_to.active_element.get_attribute("id") == "main"
+    browser.get(ui_server.url + "/")
+    body = browser.find_element(By.TAG_NAME, "body")
+    for _ in range(4):  # skip link, brand, then the sections in order
+        body = browser.switch_to.active_element
+        body.send_keys(Keys.TAB)
+    assert browser.switch_to.active_element.text == "Models"
+    browser.switch_to.active_element.send_keys(Keys.ENTER)
+    wait_for_text(browser, "Models")
+    assert browser.current_url.endswith("/models")
 
 
 def test_signing_out_in_the_browser_ends_the_session(

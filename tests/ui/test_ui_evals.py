@@ -388,3 +388,17 @@ def test_bad_addresses_are_4xx_pages(env: Env, ui: PageClient, url: str, status:
     response = ui.get(url)
     assert response.status_code == status
     assert '<p class="error" role="alert">' in response.text
+
+
+def test_a_finished_run_offers_its_standalone_report_to_save(env: Env, ui: PageClient) -> None:
+    run = start(env)
+    work(env.services)
+    assert f'href="/evals/{run.id}/report" download' in ui.get(f"/evals/{run.id}").text
+    report = ui.get(f"/evals/{run.id}/report")
+    assert report.status_code == 200
+    assert report.headers["content-disposition"] == f'attachment; filename="eval-{run.id}.html"'
+    assert report.headers["content-security-policy"].startswith("default-src 'none'")
+    assert "<!doctype html>" in report.text.lower()
+    assert "paris@1" in report.text
+    assert "33.3%" in report.text
+    assert ui.get("/evals/999999/report").status_code == 404

@@ -43,6 +43,7 @@ from modelcycle.reports.eval_report import (
     SampleView,
     build_eval_report,
 )
+from modelcycle.reports.eval_report_html import render_eval_report_html
 from modelcycle.store.pagination import MAX_LIMIT
 from modelcycle.types import Role
 from modelcycle.ui.auth import FormChecked, Viewer, ViewerDep
@@ -446,6 +447,23 @@ def run_page(
         report = build_eval_report(run, results, max_samples=max(len(results), 1))
         context.update(report_context(report, show, page))
     return renderer(request).page(request, "evals_run.html", context)
+
+
+@router.get("/evals/{run_id}/report")
+def report_file(viewer: ViewerDep, run_id: RunId) -> Response:
+    """The run's standalone HTML report, to save and share (the API's, for a session)."""
+    run = viewer.services.evals.get(viewer.principal, run_id)
+    report = build_eval_report(run, all_results(viewer, run.id))
+    return Response(
+        render_eval_report_html(report),
+        media_type="text/html; charset=utf-8",
+        headers={
+            # The report's own policy: its inline style, nothing loaded, nothing run.
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Disposition": f'attachment; filename="eval-{run.id}.html"',
+        },
+    )
 
 
 # -- cancelling -----------------------------------------------------------------------------

@@ -396,7 +396,7 @@ def test_feedback_form_stores_feedback_and_lists_it_on_the_trace(
     shown = ui.get(sent.headers["location"])
     assert "Feedback saved." in shown.text
     assert "It cites the wrong city." in shown.text
-    assert "👎 down" in shown.text
+    assert "thumbs down" in shown.text
     assert "No feedback yet." not in shown.text
 
     scored = ui.post(f"/traces/{trace_id}/feedback", {"score": "0.75"})

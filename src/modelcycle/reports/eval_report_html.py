@@ -165,7 +165,8 @@ def _results(summary: RunSummary | None) -> str:
     )
 
 
-def _distribution_chart(dist: Distribution) -> str:
+def distribution_svg(dist: Distribution) -> str:
+    """How one target's scores on one scorer spread: pass/fail bars or a histogram ("": none)."""
     label = f"{dist.scorer} scores of {dist.target}"
     if dist.kind == "binary":
         parts = [
@@ -173,12 +174,48 @@ def _distribution_chart(dist: Distribution) -> str:
             Part("fail", dist.failed or 0, "fail"),
             Part("errors", dist.errors, "err"),
         ]
-        chart = stacked_bar(parts, f"{label}: {dist.passed} pass, {dist.failed} fail")
-    elif dist.histogram is not None:
+        return stacked_bar(parts, f"{label}: {dist.passed} pass, {dist.failed} fail")
+    if dist.histogram is not None:
         h = dist.histogram
-        chart = histogram(Bins(h.low, h.high, h.counts), f"Histogram of the {label}")
+        return histogram(Bins(h.low, h.high, h.counts), f"Histogram of the {label}")
+    return ""
+
+
+def difference_svgs(diff: Differences, comparison: Comparison | None) -> tuple[str, str | None]:
+    """A candidate's wins/ties/losses bar, and the histogram of its per-sample differences."""
+    who = f"{diff.candidate} vs {diff.baseline} on {diff.scorer}"
+    if comparison is not None:
+        wins, ties, losses = comparison.wins, comparison.ties, comparison.losses
     else:
-        chart = empty("No scores.")
+        wins, ties, losses = diff.better, diff.same, diff.worse
+    bar = stacked_bar(
+        [Part("wins", wins, "win"), Part("ties", ties, "tie"), Part("losses", losses, "loss")],
+        f"{who}: {wins} wins, {ties} ties, {losses} losses",
+    )
+    if diff.histogram is None:
+        return bar, None
+    h = diff.histogram
+    return bar, histogram(
+        Bins(h.low, h.high, h.counts),
+        f"Histogram of the per-sample differences ({diff.candidate} minus {diff.baseline}) "
+        f"on {diff.scorer}",
+        zero_line=diff.kind != "binary",
+        css="diff",
+        bar_labels=("-1", "0", "+1") if diff.kind == "binary" else None,
+    )
+
+
+def difference_caption(diff: Differences) -> str:
+    """What a difference figure shows, in words."""
+    direction = "higher" if diff.higher_is_better else "lower"
+    return (
+        f"{diff.candidate} vs {diff.baseline} on {diff.scorer}: n={diff.n}, mean difference "
+        f"{difference_text(diff.kind, diff.mean)} (candidate minus baseline; {direction} is better)"
+    )
+
+
+def _distribution_chart(dist: Distribution) -> str:
+    chart = distribution_svg(dist) or empty("No scores.")
     caption = f"{dist.target}: n={dist.n}, mean {value_text(dist.kind, dist.mean)}"
     if dist.errors:
         caption += f", {dist.errors} errors"
@@ -241,33 +278,9 @@ def _comparison_row(c: Comparison) -> str:
 
 
 def _difference_figure(diff: Differences, comparison: Comparison | None) -> str:
-    who = f"{diff.candidate} vs {diff.baseline} on {diff.scorer}"
-    if comparison is not None:
-        wins, ties, losses = comparison.wins, comparison.ties, comparison.losses
-    else:
-        wins, ties, losses = diff.better, diff.same, diff.worse
-    bar = stacked_bar(
-        [Part("wins", wins, "win"), Part("ties", ties, "tie"), Part("losses", losses, "loss")],
-        f"{who}: {wins} wins, {ties} ties, {losses} losses",
-    )
-    if diff.histogram is None:
-        hist = empty("No sample was scored by both.")
-    else:
-        h = diff.histogram
-        hist = histogram(
-            Bins(h.low, h.high, h.counts),
-            f"Histogram of the per-sample differences ({diff.candidate} minus {diff.baseline}) "
-            f"on {diff.scorer}",
-            zero_line=diff.kind != "binary",
-            css="diff",
-            bar_labels=("-1", "0", "+1") if diff.kind == "binary" else None,
-        )
-    direction = "higher" if diff.higher_is_better else "lower"
-    caption = (
-        f"{who}: n={diff.n}, mean difference {difference_text(diff.kind, diff.mean)} "
-        f"(candidate minus baseline; {direction} is better)"
-    )
-    return f"<figure>{bar}{hist}<figcaption>{esc(caption)}</figcaption></figure>"
+    bar, hist = difference_svgs(diff, comparison)
+    shown = hist if hist is not None else empty("No sample was scored by both.")
+    return f"<figure>{bar}{shown}<figcaption>{esc(difference_caption(diff))}</figcaption></figure>"
 
 
 def _comparisons(report: EvalReport) -> str:

@@ -26,7 +26,7 @@ from modelcycle.evaluate.runner import needs_baseline
 from modelcycle.evaluate.schemas import EvalResult, EvalRunCreate, ScorerSpec
 from modelcycle.evaluate.scorers import ScorerRegistry
 from modelcycle.evaluate.statistics import format_number
-from modelcycle.reports.eval_charts import Bins, Part, Point, histogram, interval_plot, stacked_bar
+from modelcycle.reports.eval_charts import Point, interval_plot
 from modelcycle.reports.eval_html_parts import (
     difference_text,
     duration_text,
@@ -43,7 +43,12 @@ from modelcycle.reports.eval_report import (
     SampleView,
     build_eval_report,
 )
-from modelcycle.reports.eval_report_html import render_eval_report_html
+from modelcycle.reports.eval_report_html import (
+    difference_caption,
+    difference_svgs,
+    distribution_svg,
+    render_eval_report_html,
+)
 from modelcycle.store.pagination import MAX_LIMIT
 from modelcycle.types import Role
 from modelcycle.ui.auth import FormChecked, Viewer, ViewerDep
@@ -341,23 +346,11 @@ def interval_figures(report: EvalReport) -> list[Figure]:
 
 def distribution_figure(dist: Distribution) -> Figure:
     """How one target's scores on one scorer spread: pass/fail, or a histogram."""
-    label = f"{dist.scorer} scores of {dist.target}"
-    if dist.kind == "binary":
-        parts = [
-            Part("pass", dist.passed or 0, "pass"),
-            Part("fail", dist.failed or 0, "fail"),
-            Part("errors", dist.errors, "err"),
-        ]
-        chart = stacked_bar(parts, f"{label}: {dist.passed} pass, {dist.failed} fail")
-    elif dist.histogram is not None:
-        h = dist.histogram
-        chart = histogram(Bins(h.low, h.high, h.counts), f"Histogram of the {label}")
-    else:
-        chart = ""
-    caption = f"{label}: n={dist.n}, mean {value_text(dist.kind, dist.mean)}"
+    caption = f"{dist.scorer} scores of {dist.target}: n={dist.n}, "
+    caption += f"mean {value_text(dist.kind, dist.mean)}"
     if dist.errors:
         caption += f", {dist.errors} errors"
-    return Figure(trusted_svg(chart), caption)
+    return Figure(trusted_svg(distribution_svg(dist)), caption)
 
 
 def difference_figure(report: EvalReport, diff: Differences) -> Figure:
@@ -366,29 +359,8 @@ def difference_figure(report: EvalReport, diff: Differences) -> Figure:
     found = next(
         (c for c in comparisons if (c.candidate, c.scorer) == (diff.candidate, diff.scorer)), None
     )
-    wins, ties, losses = (
-        (found.wins, found.ties, found.losses) if found else (diff.better, diff.same, diff.worse)
-    )
-    who = f"{diff.candidate} vs {diff.baseline} on {diff.scorer}"
-    chart = stacked_bar(
-        [Part("wins", wins, "win"), Part("ties", ties, "tie"), Part("losses", losses, "loss")],
-        f"{who}: {wins} wins, {ties} ties, {losses} losses",
-    )
-    if diff.histogram is not None:
-        h = diff.histogram
-        chart += histogram(
-            Bins(h.low, h.high, h.counts),
-            f"Per-sample differences ({diff.candidate} minus {diff.baseline}) on {diff.scorer}",
-            zero_line=diff.kind != "binary",
-            css="diff",
-            bar_labels=("-1", "0", "+1") if diff.kind == "binary" else None,
-        )
-    direction = "higher" if diff.higher_is_better else "lower"
-    caption = (
-        f"{who}: n={diff.n}, mean difference {difference_text(diff.kind, diff.mean)} "
-        f"(candidate minus baseline; {direction} is better)"
-    )
-    return Figure(trusted_svg(chart), caption)
+    bar, hist = difference_svgs(diff, found)
+    return Figure(trusted_svg(bar + (hist or "")), difference_caption(diff))
 
 
 def report_context(report: EvalReport, show: str, page: int) -> dict[str, Any]:

@@ -312,6 +312,16 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def trace_writer_pid(pid: int) -> int | None:
+    """The ``modelcycle trace-writer`` child of the server ``pid``, if it runs one."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+            if b"trace-writer" in cmdline:
+                return int(child)
+    return None
+
+
 def rss_mb(pid: int) -> float:
     """Resident memory of a process, in MiB (VmRSS in /proc)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

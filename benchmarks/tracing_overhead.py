@@ -1,8 +1,11 @@
 """Tracing on vs off: the same gateway, side by side in one run.
 
 Issue 4: recording every request (the ``RequestFinished`` event, the recorder's queue,
-the batching writer thread storing spans and rollups in SQLite, the Prometheus
-observer) costs at most 5% of the gateway's requests/s at concurrency 16.
+the Prometheus observer, and storing spans and rollups in SQLite with their text
+redacted) costs at most 5% of the gateway's requests/s at concurrency 16.
+
+``modelcycle up`` stores traces in a child process (``modelcycle trace-writer``); its
+CPU time is not the server's, so it is printed too: per span, over the measured runs.
 
 Two ``modelcycle up`` servers (``MODELCYCLE_TRACING=true`` and ``false``) forward to the
 same zero-latency mock upstream (see ``harness``); wrk drives each in interleaved rounds
@@ -76,6 +79,11 @@ def main() -> None:
             harness.check_answers(f"{gateway.url}/v1/chat/completions", gateway.key)
         scripts = {name: harness.lua_script(gateway.key) for name, gateway in gateways.items()}
         print(f"gateway backend: {gateways['tracing on'].backend} (deployment 'bench')")
+        writer = harness.trace_writer_pid(gateways["tracing on"].pid)
+        writer_cpu = harness.cpu_s(writer) if writer else 0.0
+        written_before = recorder_counters(gateways["tracing on"].url)[
+            "modelcycle_traces_written_total"
+        ]
         results: dict[tuple[str, int], list[WrkResult]] = {}
         for connections in (1, 16):
             for name, gateway in gateways.items():  # warm-up
@@ -86,6 +94,7 @@ def main() -> None:
                     found = harness.wrk(url, scripts[name], connections, args.duration, gateway.pid)
                     results.setdefault((name, connections), []).append(found)
         counters = recorder_counters(gateways["tracing on"].url)
+        writer_cpu = harness.cpu_s(writer) - writer_cpu if writer else 0.0
         untraced = recorder_counters(gateways["tracing off"].url)
         for script in scripts.values():
             script.unlink()
@@ -111,6 +120,11 @@ def main() -> None:
         f"traced server: {written:.0f} spans written, {dropped:.0f} dropped "
         f"(>= {sent} requests in the measured runs, warm-ups and checks on top)"
     )
+    if writer:
+        stored = max(written - written_before, 1)
+        print(f"trace writer child: {writer_cpu / stored * 1e6:.0f} us CPU per span stored")
+    else:
+        print("trace writer: a thread of the server (MODELCYCLE_TRACE_WRITER=thread)")
     print(f"untraced server wrote {untraced.get('modelcycle_traces_written_total', 0):.0f} spans")
     errors = sum(r.non_2xx + r.socket_errors for r in summary.values())
     verdict = ratio >= GOAL and dropped == 0 and written >= sent and errors == 0

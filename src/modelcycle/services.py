@@ -153,8 +153,14 @@ class BootstrapResult:
     default_deployment_created: bool = False
 
 
-def build_services(settings: Settings, *, plugins: Iterable[object] = ()) -> Services:
-    """Wire the store, plugin manager and services; touches nothing on disk but the DB file."""
+def build_services(
+    settings: Settings, *, plugins: Iterable[object] = (), otlp_metrics: bool = True
+) -> Services:
+    """Wire the store, plugin manager and services; touches nothing on disk but the DB file.
+
+    ``otlp_metrics``: with OTLP export configured, also send this process's request
+    metrics (``False`` in the trace writer child, which counts no requests).
+    """
     store = Store(settings.resolved_database_url, busy_timeout_s=settings.sqlite_busy_timeout_s)
     cipher = SecretCipher.from_settings(settings)
     secrets = Secrets(store, cipher)
@@ -206,9 +212,9 @@ def build_services(settings: Settings, *, plugins: Iterable[object] = ()) -> Ser
     bus.manager.register(recorder, name="modelcycle.monitor.recorder")
     metrics = Metrics(recorder, inventory=builtin_backends.loaded_models)
     recorder.observers.append(metrics.observe)
-    otlp = _otlp_export(settings, metrics)
+    otlp = _otlp_export(settings, metrics if otlp_metrics else None)
     if otlp is not None:
-        recorder.observers.append(otlp.observe)
+        recorder.exporters.append(otlp.observe)  # spans leave the process: redacted ones
     jobs = Jobs(store)
     scheduler = Scheduler(store, jobs)
     traces = Traces(store)
@@ -324,7 +330,7 @@ class TuneComparison:
         services.tune.record_comparison(event.tune_job, run_ids)
 
 
-def _otlp_export(settings: Settings, metrics: Metrics) -> OtlpExport | None:
+def _otlp_export(settings: Settings, metrics: Metrics | None) -> OtlpExport | None:
     """The OTLP exporter when configured (imported only then: the SDK is an extra)."""
     if not settings.otlp_endpoint:
         return None

@@ -164,6 +164,11 @@ class Settings(BaseSettings):
     so fewer, larger batches leave more CPU to requests; traces appear this much later
     (feedback for a trace still queued waits for it)."""
 
+    trace_writer: Literal["process", "thread"] = "process"
+    """Where ``modelcycle up`` stores traces: a child process (``modelcycle trace-writer``),
+    so that redaction and database writes never hold the gateway's GIL, or a thread
+    of the server itself. Every other process writes in a thread."""
+
     spill_replay_interval_s: float = Field(default=5.0, gt=0)
     """How often spans spilled to disk while the database was unavailable are retried."""
 

@@ -102,8 +102,9 @@ def test_up_runs_a_worker_process_and_stops_it_with_the_server(tmp_path: Path) -
         os.kill(int(found.group(1)), 0)  # stopped (and reaped) with the server
 
 
-def test_the_worker_of_a_killed_server_stops_too(tmp_path: Path) -> None:
-    """SIGKILL leaves ``up`` no chance to stop its worker: the worker notices and exits."""
+def test_the_children_of_a_killed_server_stop_too(tmp_path: Path) -> None:
+    """SIGKILL leaves ``up`` no chance to stop its children: the worker notices and exits,
+    the trace writer sees its pipe close and exits."""
     home = tmp_path / "home"
     port = free_port()
     process = subprocess.Popen(
@@ -113,19 +114,27 @@ def test_the_worker_of_a_killed_server_stops_too(tmp_path: Path) -> None:
         stderr=subprocess.DEVNULL,
     )
     children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+
+    def child(command: bytes) -> int | None:
+        for pid in children.read_text().split():
+            if command in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0"):
+                return int(pid)
+        return None
+
     try:
         wait_until_answers(f"http://127.0.0.1:{port}/readyz", timeout_s=DEADLINE_S)
-        _until(lambda: bool(children.read_text().split()), "up to start its worker")
-        [worker_pid] = [int(pid) for pid in children.read_text().split()]
+        _until(lambda: child(b"worker") is not None, "up to start its worker")
+        _until(lambda: child(b"trace-writer") is not None, "up to start its trace writer")
+        pids = {child(b"worker"), child(b"trace-writer")}
     finally:
         process.kill()
         process.wait(timeout=DEADLINE_S)
 
-    def gone() -> bool:  # exited: no such process, or a zombie nobody reaps here
+    def gone(pid: int | None) -> bool:  # exited: no such process, or a zombie nobody reaps
         try:
-            stat = Path(f"/proc/{worker_pid}/stat").read_text()
+            stat = Path(f"/proc/{pid}/stat").read_text()
         except FileNotFoundError:
             return True
         return stat.rpartition(")")[2].split()[0] == "Z"
 
-    _until(gone, "the orphaned worker to exit")
+    _until(lambda: all(gone(pid) for pid in pids), "the orphaned worker and trace writer to exit")

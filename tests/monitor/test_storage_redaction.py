@@ -279,12 +279,12 @@ async def test_an_otlp_span_is_stored_redacted_attributes_included(
     assert span.user_id == "maria"
 
 
-def test_sdk_spans_given_to_the_recorder_are_redacted_before_any_observer_sees_them(
+def test_sdk_spans_given_to_the_recorder_are_redacted_before_any_exporter_sees_them(
     modelcycle_services: Services, modelcycle_admin: KeyPair
 ) -> None:
     seen: list[str | None] = []
     recorder = modelcycle_services.recorder
-    recorder.observers.append(lambda spans: seen.extend(span.input for span in spans))
+    recorder.exporters.append(lambda spans: seen.extend(span.input for span in spans))
     now = datetime.now(UTC)
     recorder.submit(
         SpanRecord(
@@ -304,7 +304,7 @@ def test_sdk_spans_given_to_the_recorder_are_redacted_before_any_observer_sees_t
     )
     [span] = stored_spans(modelcycle_services)
     assert_redacted(span.input, span.error_message)
-    assert seen == [span.input], "observers (metrics, the OTLP exporter) get redacted text"
+    assert seen == [span.input], "exporters (OTLP) get redacted text"
 
 
 # -- failures are never stored raw -------------------------------------------------------

@@ -27,6 +27,7 @@ from modelcycle.cli import (
     safety_eval,
     secrets,
     server,
+    trace_writer,
     traces,
     tune,
     worker,
@@ -44,6 +45,7 @@ app = typer.Typer(
 )
 app.command("up")(server.up)
 app.command("worker")(worker.worker)
+app.command("trace-writer", hidden=True)(trace_writer.trace_writer)
 app.command("whoami")(keys.whoami)
 app.command("loadtest")(loadtest)
 app.add_typer(db.app, name="db")

@@ -70,7 +70,8 @@ def up(
     config: ConfigOption = None,
 ) -> None:
     """Migrate the database, create the first admin key if needed, and serve the API."""
-    from modelcycle.cli.worker import spawn_worker, stop_worker  # it imports this module
+    from modelcycle.cli.trace_writer import writer_process  # it imports this module
+    from modelcycle.cli.worker import spawn_worker, stop_worker
 
     settings = load_settings(config, host=host, port=port)
     services = local_services(settings)
@@ -79,6 +80,9 @@ def up(
         result = bootstrap(services)
         # After bootstrap: the worker needs the migrated schema.
         worker = spawn_worker(config) if settings.worker else None
+        writer = writer_process(settings, config)
+        if writer is not None and writer.start():
+            services.recorder.ship_to(writer)
         typer.echo(f"modelcycle listening on http://{settings.host}:{settings.port}")
         typer.echo(
             f"  dashboard: http://{settings.host}:{settings.port}/ (sign in with an API key)"
@@ -88,6 +92,8 @@ def up(
         typer.echo(f"  database: {masked_database_url(settings)}")
         if worker is not None:
             typer.echo(f"  background worker: pid {worker.pid} (modelcycle worker)")
+        if writer is not None and writer.pid is not None:
+            typer.echo(f"  trace writer: pid {writer.pid} (modelcycle trace-writer)")
         if result.default_model_registered:
             typer.echo("  registered the embedded default model (alias: production)")
         if result.default_deployment_created:

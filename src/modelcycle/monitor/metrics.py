@@ -6,7 +6,8 @@ translated the Prometheus way (dots to underscores, the unit as a suffix):
 and ``gen_ai_server_time_to_first_token_seconds``, plus
 ``modelcycle_requests_total`` and ``modelcycle_guard_findings_total``.
 ``Metrics.observe`` is a ``Recorder`` observer: it runs in the trace writer
-thread with each batch of spans, so the request path pays nothing for it.
+thread with each batch of gateway requests, so the request path pays nothing
+for it.
 Labels are bounded on purpose (operation, deployment, version, route, status;
 the guard's detectors and finding types): user, session and trace ids never
 become labels, because each new value is a new time series held forever.
@@ -22,7 +23,7 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -38,8 +39,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
+from modelcycle.events import RequestFinished
 from modelcycle.monitor.recorder import Recorder
-from modelcycle.monitor.spans import GUARD_FINDINGS, SpanRecord
 
 log = logging.getLogger(__name__)
 
@@ -95,26 +96,54 @@ LABELS = ("gen_ai_operation_name", "deployment", "version", "route", "status")
 GUARD_LABELS = ("deployment", "stage", "detector", "type", "action")
 
 
-def operation_name(span: SpanRecord) -> str:
-    """The span's ``gen_ai.operation.name`` (``_OTHER`` for an endpoint it has none for)."""
-    return OPERATIONS.get(span.endpoint or "", "_OTHER")
+class Served(Protocol):
+    """What labels a gateway request: a ``RequestFinished`` or its ``SpanRecord``."""
+
+    @property
+    def endpoint(self) -> str | None:
+        """``chat.completions``, ``completions`` or ``embeddings``."""
+
+    @property
+    def deployment(self) -> str | None:
+        """The deployment called."""
+
+    @property
+    def model(self) -> str | None:
+        """The registry model that served it."""
+
+    @property
+    def version(self) -> int | None:
+        """Its version."""
+
+    @property
+    def route(self) -> str | None:
+        """``primary``, ``canary``, ``fallback``..."""
+
+    @property
+    def status(self) -> str:
+        """``ok`` or ``error``."""
 
 
-def version_label(span: SpanRecord) -> str:
-    """``model@N`` of the version that served the span, ``""`` when none did."""
-    if span.model is None or span.version is None:
+def operation_name(served: Served) -> str:
+    """The request's ``gen_ai.operation.name`` (``_OTHER`` for an endpoint it has none for)."""
+    return OPERATIONS.get(served.endpoint or "", "_OTHER")
+
+
+def version_label(served: Served) -> str:
+    """``model@N`` of the version that served the request, ``""`` when none did."""
+    if served.model is None or served.version is None:
         return ""
-    return f"{span.model}@{span.version}"
+    return f"{served.model}@{served.version}"
 
 
-def label_values(span: SpanRecord) -> tuple[str, str, str, str, str]:
-    """The values of ``LABELS`` for a gateway span."""
+def label_values(served: Served) -> tuple[str, str, str, str, str]:
+    """The values of ``LABELS`` for a gateway request."""
     return (
-        operation_name(span),
-        span.deployment or "",
-        version_label(span),
-        span.route or "",
-        span.status,
+        operation_name(served),
+        served.deployment or "",
+        version_label(served),
+        served.route or "",
+        served.status,
     )
 
 
@@ -191,33 +220,29 @@ class Metrics:
         if gpus:
             self.registry.register(GpuCollector())
 
-    def observe(self, spans: Sequence[SpanRecord]) -> None:
-        """Count a batch of spans (a ``Recorder`` observer); only gateway spans count."""
+    def observe(self, requests: Sequence[RequestFinished]) -> None:
+        """Count a batch of gateway requests (a ``Recorder`` observer)."""
         counts: dict[tuple[str, ...], int] = {}
-        for span in spans:
-            if span.source != "gateway":
-                continue
-            labels: tuple[str, ...] = label_values(span)
+        for request in requests:
+            labels: tuple[str, ...] = label_values(request)
             counts[labels] = counts.get(labels, 0) + 1
-            if span.guard is not None and span.attributes:
-                self._count_findings(span.deployment or "", span.attributes.get(GUARD_FINDINGS))
-            self._child(self.duration, labels).observe(span.duration_ms / 1000)
-            if span.status != "ok":
+            if request.guard is not None:
+                self._count_findings(request.deployment, request.guard_findings)
+            self._child(self.duration, labels).observe(request.latency_ms / 1000)
+            if request.status != "ok":
                 continue  # the conventions: no usage or first-token time for failed requests
-            if span.ttft_ms is not None:
-                self._child(self.ttft, labels).observe(span.ttft_ms / 1000)
-            self._child(self.tokens, (*labels, "input")).observe(span.input_tokens)
+            if request.ttft_ms is not None:
+                self._child(self.ttft, labels).observe(request.ttft_ms / 1000)
+            self._child(self.tokens, (*labels, "input")).observe(request.prompt_tokens)
             if labels[0] != "embeddings":
-                self._child(self.tokens, (*labels, "output")).observe(span.output_tokens)
+                self._child(self.tokens, (*labels, "output")).observe(request.completion_tokens)
         for labels, count in counts.items():
             self._child(self.requests, labels).inc(count)
 
-    def _count_findings(self, deployment: str, findings: Any) -> None:
-        """Count a span's guard findings (detector and type names are bounded: registered)."""
-        if not isinstance(findings, list):
-            return
+    def _count_findings(self, deployment: str, findings: Iterable[Any]) -> None:
+        """Count a request's guard findings (detector and type names are bounded: registered)."""
         for finding in findings:
-            if isinstance(finding, dict):
+            if isinstance(finding, Mapping):
                 labels = (
                     deployment,
                     str(finding.get("stage", "")),

@@ -67,7 +67,7 @@ class OtlpExport:
     def __init__(
         self,
         endpoint: str,
-        metrics: Metrics,
+        metrics: Metrics | None,
         *,
         service_name: str = "modelcycle",
         metric_interval_s: float = 60.0,
@@ -92,7 +92,8 @@ class OtlpExport:
         self._thread = threading.Thread(
             target=self._export_periodically, name="modelcycle-otlp-metrics", daemon=True
         )
-        self._thread.start()
+        if metrics is not None:  # None: spans only (the trace writer child)
+            self._thread.start()
 
     def observe(self, spans: Sequence[SpanRecord]) -> None:
         """Queue ``spans`` for export (the SDK's processor sends them from its own thread)."""
@@ -102,6 +103,8 @@ class OtlpExport:
 
     def export_metrics(self) -> bool:
         """Send the request metrics now; ``False`` when the collector did not take them."""
+        if self.metrics is None:
+            return True
         data = metrics_data(self.metrics, self.resource, self.scope)
         result = self._metric_exporter.export(data, timeout_millis=self._timeout_s * 1000)
         return result == MetricExportResult.SUCCESS
@@ -121,7 +124,8 @@ class OtlpExport:
     def shutdown(self) -> None:
         """Send what is queued and the metrics' last values, then stop the threads."""
         self._stop.set()
-        self._thread.join(self._timeout_s)
+        if self._thread.is_alive():
+            self._thread.join(self._timeout_s)
         self.spans.shutdown()  # type: ignore[no-untyped-call]
         try:
             self.export_metrics()

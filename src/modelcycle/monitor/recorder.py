@@ -2,13 +2,20 @@
 
 The request path only appends to a deque (tens of nanoseconds) and never
 waits: when ``queue_size`` items are waiting, new ones are dropped and
-counted. A writer thread wakes every ``flush_interval_s``, turns events into
-spans, hands them to observers (Prometheus metrics) and writes them in
-batches. Before anything leaves the process (observers, database, spill
-file), a ``SpanRedactor`` removes personal data and secrets from span text on
-that same thread. When the database fails, the batch is appended to a spill
-file under ``home/spill`` and replayed once the database answers again;
-``close`` writes everything still queued.
+counted. A writer thread wakes every ``flush_interval_s``, hands the batch's
+gateway requests to observers (Prometheus metrics: counts and labels, never
+text) and stores the batch. Storing (``store_batch``) turns requests into
+spans, has a ``SpanRedactor`` remove personal data and secrets from span
+text, hands the spans to exporters (OTLP) and writes them. When the database
+fails, the batch is appended to a spill file under ``home/spill`` and
+replayed once the database answers again; ``close`` writes everything still
+queued.
+
+Storing costs about a hundred microseconds of CPU a span, most of it holding
+the GIL that the request path needs. ``modelcycle up`` therefore ships each
+batch to a child process that stores it (``ship_to``, ``WriterProcess``): the
+server's thread then only counts and serialises (a few microseconds a
+request). Whenever the child cannot take a batch, the batch is stored here.
 """
 
 from __future__ import annotations
@@ -22,22 +29,59 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from sqlalchemy.exc import SQLAlchemyError
 
 from modelcycle import events, hookspecs
 from modelcycle.monitor.redaction import SpanRedactor
-from modelcycle.monitor.spans import SpanRecord, from_request
+from modelcycle.monitor.spans import SpanRecord, from_request, from_request_json
 from modelcycle.monitor.writer import SpanWriter
 
 log = logging.getLogger(__name__)
 
-Observer = Callable[[Sequence[SpanRecord]], None]
+RequestObserver = Callable[[Sequence[events.RequestFinished]], None]
+Exporter = Callable[[Sequence[SpanRecord]], None]
 YIELD_EVERY = 64
 """Events converted between two GIL yields of the writer thread."""
+OBSERVE_SLICE = 256
+"""Requests observed between two GIL yields (about a millisecond)."""
 Item = events.RequestFinished | SpanRecord
+Request = events.RequestFinished | dict[str, Any]
+"""A gateway request as the gateway emitted it, or as its JSON object (``request_json``)."""
+
+
+class Shipper(Protocol):
+    """Somewhere else to store batches: the writer child process (``WriterProcess``)."""
+
+    @property
+    def written(self) -> int:
+        """Spans stored over there."""
+
+    @property
+    def spilled(self) -> int:
+        """Spans spilled to disk over there."""
+
+    @property
+    def failed_writes(self) -> int:
+        """Batches the database refused over there."""
+
+    @property
+    def pending(self) -> int:
+        """Items handed over and not stored yet."""
+
+    def ship(self, requests: Sequence[events.RequestFinished], given: Sequence[SpanRecord]) -> bool:
+        """Hand a batch over; ``False`` when it was not taken (store it here instead)."""
+
+    def flush(self, timeout_s: float) -> bool:
+        """Wait until every batch shipped is stored; ``False``: timed out, or some to reclaim."""
+
+    def reclaim(self) -> list[tuple[list[events.RequestFinished], list[SpanRecord]]]:
+        """Batches shipped and not stored (the child died): to store here."""
+
+    def close(self) -> None:
+        """Store what was shipped and stop."""
 
 
 class Recorder:
@@ -66,13 +110,17 @@ class Recorder:
         self.enabled = enabled
         self.redactor = redactor
         """Applied to every span before it is observed or stored; ``None`` stores text as given."""
-        self.observers: list[Observer] = []
+        self.observers: list[RequestObserver] = []
+        """Called with each batch's gateway requests, in the serving process, before they
+        are stored: for counts and labels, never text (it is not redacted yet)."""
+        self.exporters: list[Exporter] = []
+        """Called with each batch once redacted, where it is stored (OTLP export)."""
+        self.shipper: Shipper | None = None
         self.dropped = 0
         """Items refused because the queue was full (``modelcycle_traces_dropped_total``)."""
-        self.written = 0
-        self.spilled = 0
-        """Spans written to a spill file since start (replayed later)."""
-        self.failed_writes = 0
+        self._written = 0
+        self._spilled = 0
+        self._failed_writes = 0
         self._queue: deque[Item] = deque()
         self._wake = threading.Event()
         self._idle = threading.Event()
@@ -110,8 +158,27 @@ class Recorder:
 
     @property
     def pending(self) -> int:
-        """Items queued and not yet written."""
-        return len(self._queue)
+        """Items queued, or handed to the writer child, and not yet written."""
+        return len(self._queue) + (self.shipper.pending if self.shipper else 0)
+
+    @property
+    def written(self) -> int:
+        """Spans stored in the database since start, by this process and its writer child."""
+        return self._written + (self.shipper.written if self.shipper else 0)
+
+    @property
+    def spilled(self) -> int:
+        """Spans written to a spill file since start (replayed later)."""
+        return self._spilled + (self.shipper.spilled if self.shipper else 0)
+
+    @property
+    def failed_writes(self) -> int:
+        """Batches the database refused (each was spilled)."""
+        return self._failed_writes + (self.shipper.failed_writes if self.shipper else 0)
+
+    def ship_to(self, shipper: Shipper) -> None:
+        """Store batches through ``shipper`` from now on (``modelcycle up``'s writer child)."""
+        self.shipper = shipper
 
     # -- the writer thread ---------------------------------------------------------------
 
@@ -137,39 +204,60 @@ class Recorder:
             self._idle.clear()
             try:
                 self._maybe_replay()
+                if self.shipper is not None:
+                    for requests, given in self.shipper.reclaim():
+                        # Checked against stored ids: the child may have stored some.
+                        stored += self.store_batch([], self._spans(requests) + given)
                 while self._queue:
-                    made, given = self._convert(self._take())
-                    spans = made + given
-                    if self.redactor is not None:
-                        self.redactor.apply(spans)
-                    for observer in self.observers:
-                        try:
-                            observer(spans)
-                        except Exception:
-                            log.exception("trace observer failed")
-                    stored += self._write(made, fresh=True) + self._write(given, fresh=False)
+                    requests, given = _split(self._take())
+                    for start in range(0, len(requests), OBSERVE_SLICE):
+                        if start:
+                            time.sleep(0)  # let the event loop thread take the GIL
+                        _notify(self.observers, requests[start : start + OBSERVE_SLICE])
+                    if self.shipper is None or not self.shipper.ship(requests, given):
+                        stored += self.store_batch(requests, given)
             finally:
                 self._idle.set()
         return stored
+
+    def store_batch(self, requests: Sequence[Request], given: list[SpanRecord]) -> int:
+        """Make spans of ``requests``, redact, export and write; returns spans stored.
+
+        ``requests``: gateway requests (their spans' ids are fresh); ``given``: spans
+        that may arrive twice (OTLP, SDK), checked against stored ids first. What
+        the database refuses is spilled to disk.
+        """
+        made = self._spans(requests)
+        spans = made + given
+        if self.redactor is not None:
+            self.redactor.apply(spans)
+        _notify(self.exporters, spans)
+        return self._write(made, fresh=True) + self._write(given, fresh=False)
 
     def flush(self, timeout_s: float = 30.0) -> None:
         """Wait until everything queued before this call is written (tests, shutdown)."""
         deadline = time.monotonic() + timeout_s
         if self._thread is None:
             self.drain()
-            return
         while (self._queue or not self._idle.is_set()) and time.monotonic() < deadline:
             self._wake.set()
             time.sleep(0.01)
+        if self.shipper is not None and not self.shipper.flush(
+            max(0.0, deadline - time.monotonic())
+        ):
+            self.drain()  # store what a dead child left behind
 
     def close(self) -> None:
-        """Stop accepting, write everything queued, stop the thread."""
+        """Stop accepting, write everything queued, stop the thread (and the writer child)."""
         self._stop = True
         self._wake.set()
         thread = self._thread
         if thread is not None:
             thread.join(timeout=60)
         self.drain()
+        if self.shipper is not None:
+            self.shipper.close()
+            self.drain()  # what the child could not store
 
     def _take(self) -> list[Item]:
         batch: list[Item] = []
@@ -178,18 +266,17 @@ class Recorder:
             batch.append(queue.popleft())
         return batch
 
-    def _convert(self, batch: list[Item]) -> tuple[list[SpanRecord], list[SpanRecord]]:
-        """Spans made from gateway events (fresh ids), and spans given as they are."""
+    def _spans(self, requests: Sequence[Request]) -> list[SpanRecord]:
+        """The spans of gateway requests (events, or their JSON objects in the child)."""
         made: list[SpanRecord] = []
-        given: list[SpanRecord] = []
-        for i, item in enumerate(batch):
+        for i, request in enumerate(requests):
             if i and not i % YIELD_EVERY:
                 time.sleep(0)  # let the event loop thread take the GIL
-            if isinstance(item, SpanRecord):
-                given.append(item)
+            if isinstance(request, dict):
+                made.append(from_request_json(request, content=self.content))
             else:
-                made.append(from_request(item, content=self.content))
-        return made, given
+                made.append(from_request(request, content=self.content))
+        return made
 
     def _write(self, spans: list[SpanRecord], *, fresh: bool) -> int:
         if not spans:
@@ -197,16 +284,16 @@ class Recorder:
         try:
             stored = self.writer.write(spans, fresh=fresh)
         except SQLAlchemyError as exc:
-            self.failed_writes += 1
+            self._failed_writes += 1
             log.warning("trace store unavailable (%s); %d spans spilled to disk", exc, len(spans))
             self._spill(spans)
             return 0
         except Exception:  # a bug must not kill the writer thread: keep the spans
             log.exception("writing %d spans failed; they were spilled to disk", len(spans))
-            self.failed_writes += 1
+            self._failed_writes += 1
             self._spill(spans)
             return 0
-        self.written += stored
+        self._written += stored
         return stored
 
     # -- spill files ---------------------------------------------------------------------
@@ -219,7 +306,7 @@ class Recorder:
                 handle.write(orjson.dumps(asdict(span)) + b"\n")
             handle.flush()
             os.fsync(handle.fileno())
-        self.spilled += len(spans)
+        self._spilled += len(spans)
         self._next_replay = time.monotonic() + self.replay_interval_s
 
     def spill_files(self) -> list[Path]:
@@ -240,6 +327,11 @@ class Recorder:
                 self.replay(path)
             return self.spill_files()
 
+    def replay_due(self) -> None:
+        """Replay the spill files when the replay interval has passed (the writer child)."""
+        with self._write_lock:
+            self._maybe_replay()
+
     def _maybe_replay(self) -> None:
         if time.monotonic() < self._next_replay:
             return
@@ -257,7 +349,7 @@ class Recorder:
             return True
         try:
             for batch in _chunks(_read_spill(claimed), self.batch_size):
-                self.written += self.writer.write(batch)
+                self._written += self.writer.write(batch)
         except Exception as exc:  # the database, or a bad line: keep the file, retry later
             log.warning("replaying %s failed (%s); the file is kept", path.name, exc)
             claimed.rename(path)
@@ -276,9 +368,31 @@ def _read_spill(path: Path) -> Iterator[SpanRecord]:
             except orjson.JSONDecodeError:
                 log.warning("skipping a torn line in %s", path)  # a crash mid-write
                 continue
-            for name in ("start_time", "end_time"):
-                data[name] = datetime.fromisoformat(data[name])
-            yield SpanRecord(**data)
+            yield span_from_json(data)
+
+
+def span_from_json(data: dict[str, Any]) -> SpanRecord:
+    """A span from its JSON object (``orjson.dumps`` of a ``SpanRecord``)."""
+    for name in ("start_time", "end_time"):
+        data[name] = datetime.fromisoformat(data[name])
+    return SpanRecord(**data)
+
+
+def _split(batch: list[Item]) -> tuple[list[events.RequestFinished], list[SpanRecord]]:
+    """Gateway requests, and spans given as they are."""
+    requests: list[events.RequestFinished] = []
+    given: list[SpanRecord] = []
+    for item in batch:
+        (given if isinstance(item, SpanRecord) else requests).append(item)  # type: ignore[arg-type]
+    return requests, given
+
+
+def _notify(observers: Sequence[Callable[[Sequence[Any]], None]], items: Sequence[Any]) -> None:
+    for observer in observers:
+        try:
+            observer(items)
+        except Exception:
+            log.exception("trace observer failed")
 
 
 def _chunks(items: Iterator[SpanRecord], size: int) -> Iterator[list[SpanRecord]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -12,7 +13,6 @@ from typing import Any
 import orjson
 
 from modelcycle import events
-from modelcycle.backends import GenerationParams, Message
 
 SOURCES = ("gateway", "sdk", "otlp")
 MAX_TEXT = 64_000
@@ -64,7 +64,7 @@ class SpanRecord:
 
     def row(self) -> dict[str, Any]:
         """The record as a column -> value mapping for an insert."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {name: getattr(self, name) for name in self.__slots__}
 
     @property
     def is_llm(self) -> bool:
@@ -77,48 +77,88 @@ def new_span_id() -> str:
     return os.urandom(8).hex()
 
 
+def request_json(event: events.RequestFinished) -> dict[str, Any]:
+    """The event as a JSON object: what the writer child receives (``from_request_json``)."""
+    try:
+        data: dict[str, Any] = orjson.loads(
+            orjson.dumps(event, default=jsonable, option=orjson.OPT_NON_STR_KEYS)
+        )
+    except TypeError:  # an integer beyond 64 bits in the caller's metadata or parameters
+        text = json.dumps(dataclasses.asdict(event), default=jsonable)
+        data = json.loads(text, parse_int=_int64_or_text)
+    return data
+
+
+def _int64_or_text(digits: str) -> int | str:
+    """An integer the database's JSON can hold, else its digits as text."""
+    value = int(digits)
+    return value if -(2**63) <= value < 2**64 else digits
+
+
+def jsonable(value: object) -> Any:
+    """What orjson writes for a value of an event it cannot write itself."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=str)
+    return str(value)
+
+
 def from_request(event: events.RequestFinished, *, content: bool = True) -> SpanRecord:
     """The span of a gateway request; inputs and outputs only when ``content``."""
-    end = event.at
-    start = end - timedelta(milliseconds=event.latency_ms)
-    trace_id = event.trace_id or event.request_id
+    return from_request_json(request_json(event), content=content)
+
+
+def from_request_json(event: dict[str, Any], *, content: bool = True) -> SpanRecord:
+    """The span of a gateway request given as its JSON object (``request_json``).
+
+    One mapping for both sides of the writer pipe: the server ships events as
+    JSON, the child makes their spans, and a server writing in a thread makes
+    them from the same JSON, so a span is the same wherever it was made.
+    """
+    end = datetime.fromisoformat(event["at"])
+    latency_ms = event["latency_ms"]
+    start = end - timedelta(milliseconds=latency_ms)
+    request_id: str = event["request_id"]
+    parent_trace = event.get("trace_id")
+    endpoint = event["endpoint"]
     return SpanRecord(
-        project_id=event.project_id,
-        trace_id=trace_id,
-        span_id=new_span_id() if event.trace_id else event.request_id[-16:],  # random part
-        parent_span_id=event.parent_span_id,
-        name=f"{event.endpoint} {event.deployment}",
-        kind="embedding" if event.endpoint == "embeddings" else "llm",
+        project_id=event.get("project_id", 0),
+        trace_id=parent_trace or request_id,
+        span_id=new_span_id() if parent_trace else request_id[-16:],  # random part
+        parent_span_id=event.get("parent_span_id"),
+        name=f"{endpoint} {event['deployment']}",
+        kind="embedding" if endpoint == "embeddings" else "llm",
         source="gateway",
         start_time=start,
         end_time=end,
-        duration_ms=event.latency_ms,
-        ttft_ms=event.ttft_ms,
-        status=event.status,
-        status_code=event.status_code,
-        error_type=event.error_type,
-        error_message=event.error_message,
-        request_id=event.request_id,
-        endpoint=event.endpoint,
-        deployment=event.deployment,
-        model=event.model,
-        version=event.version,
-        route=event.route,
-        key_id=event.key_id,
-        user_id=event.user,
-        session_id=event.session,
-        input_tokens=event.prompt_tokens,
-        output_tokens=event.completion_tokens,
-        cached_tokens=event.cached_tokens,
-        reasoning_tokens=event.reasoning_tokens,
-        cache_hit=event.cache_hit,
-        attempts=event.attempts,
-        stream=event.stream,
-        finish_reason=event.finish_reason,
-        guard=event.guard,
-        params=params_dict(event.params),
-        input=input_text(event.input) if content else None,
-        output=output_text(event.output) if content else None,
+        duration_ms=latency_ms,
+        ttft_ms=event.get("ttft_ms"),
+        status=event["status"],
+        status_code=event.get("status_code"),
+        error_type=event.get("error_type"),
+        error_message=event.get("error_message"),
+        request_id=request_id,
+        endpoint=endpoint,
+        deployment=event["deployment"],
+        model=event.get("model"),
+        version=event.get("version"),
+        route=event.get("route"),
+        key_id=event.get("key_id"),
+        user_id=event.get("user"),
+        session_id=event.get("session"),
+        input_tokens=event.get("prompt_tokens", 0),
+        output_tokens=event.get("completion_tokens", 0),
+        cached_tokens=event.get("cached_tokens"),
+        reasoning_tokens=event.get("reasoning_tokens"),
+        cache_hit=event.get("cache_hit", False),
+        attempts=event.get("attempts", 1),
+        stream=event.get("stream", False),
+        finish_reason=event.get("finish_reason"),
+        guard=event.get("guard"),
+        params=params_dict(event.get("params")),
+        input=input_text(event.get("input")) if content else None,
+        output=output_text(event.get("output")) if content else None,
         attributes=attributes(event),
     )
 
@@ -127,56 +167,56 @@ GUARD_FINDINGS = "guard.findings"
 GUARD_MS = "guard.ms"
 
 
-def attributes(event: events.RequestFinished) -> dict[str, Any] | None:
+def attributes(event: Mapping[str, Any]) -> dict[str, Any] | None:
     """The caller's metadata and what the guard found (these keys are never the caller's)."""
-    found = dict(event.metadata) if event.metadata else {}
+    metadata = event.get("metadata")
+    found = dict(metadata) if metadata else {}
     found.pop(GUARD_FINDINGS, None)
     found.pop(GUARD_MS, None)
-    if event.guard is not None:
-        found[GUARD_FINDINGS] = [dict(finding) for finding in event.guard_findings]
-    if event.guard_ms is not None:
-        found[GUARD_MS] = round(event.guard_ms, 3)
+    if event.get("guard") is not None:
+        found[GUARD_FINDINGS] = [dict(finding) for finding in event.get("guard_findings") or ()]
+    if event.get("guard_ms") is not None:
+        found[GUARD_MS] = round(event["guard_ms"], 3)
     return found or None
 
 
 def params_dict(params: object) -> dict[str, Any] | None:
-    """The request's sampling parameters that were set (``None`` values left out)."""
-    if not isinstance(params, GenerationParams):
+    """The request's sampling parameters that were set (``None`` values left out).
+
+    ``params``: ``GenerationParams`` as a JSON object (``request_json``).
+    """
+    if not isinstance(params, dict):
         return None
-    found: dict[str, Any] = {}
-    for f in dataclasses.fields(params):
-        value = getattr(params, f.name)
-        if value is None or value is False or f.name == "passthrough":
-            continue
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            value = dataclasses.asdict(value)
-        found[f.name] = list(value) if isinstance(value, tuple) else value
-    passthrough = params.passthrough
-    if passthrough:
+    found = {
+        name: value
+        for name, value in params.items()
+        if value is not None and value is not False and name != "passthrough"
+    }
+    passthrough = params.get("passthrough")
+    if isinstance(passthrough, dict):
         found.update({k: v for k, v in passthrough.items() if k != "messages"})
     return found or None
 
 
 def input_text(value: object) -> str | None:
-    """Messages as a JSON list of ``{role, content}``, a prompt as a JSON string."""
+    """Messages as a JSON list of ``{role, content}``, a prompt as a JSON string.
+
+    ``value``: the request's input as JSON (messages are objects with a ``role``).
+    """
     if value is None:
         return None
-    if isinstance(value, tuple) and value and isinstance(value[0], Message):
-        data: Any = [{"role": m.role, "content": m.content} for m in value]
-    elif isinstance(value, tuple):
-        data = [v if isinstance(v, str) else list(v) for v in value]
-    else:
-        data = value
-    return clip(orjson.dumps(data).decode())
+    if isinstance(value, list) and value and isinstance(value[0], dict) and "role" in value[0]:
+        value = [{"role": m.get("role"), "content": m.get("content")} for m in value]
+    return clip(orjson.dumps(value).decode())
 
 
-def output_text(value: str | tuple[str, ...] | None) -> str | None:
+def output_text(value: object) -> str | None:
     """The answer (several answers as a JSON list)."""
     if value is None:
         return None
-    if isinstance(value, tuple):
+    if isinstance(value, list | tuple):
         return clip(orjson.dumps(list(value)).decode())
-    return clip(value)
+    return clip(str(value))
 
 
 def clip(text: str) -> str:

@@ -255,8 +255,9 @@ def test_from_request_keeps_params_inputs_and_guard_findings() -> None:
 
 
 @pytest.mark.e2e
-def test_up_stores_traces_through_its_child_and_writes_everything_on_ctrl_c(
-    tmp_path: Path,
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_up_stores_traces_through_its_child_and_writes_everything_when_stopped(
+    tmp_path: Path, stop: signal.Signals
 ) -> None:
     home = tmp_path / "home"
     port = free_port()
@@ -268,7 +269,7 @@ def test_up_stores_traces_through_its_child_and_writes_everything_on_ctrl_c(
         "MODELCYCLE_REGISTER_DEFAULT_MODEL": "false",
         "MODELCYCLE_ADMIN_KEY": admin,
         "MODELCYCLE_WORKER": "false",
-        "MODELCYCLE_TRACE_FLUSH_INTERVAL_S": "60",  # nothing is written before Ctrl-C
+        "MODELCYCLE_TRACE_FLUSH_INTERVAL_S": "60",  # nothing is written before the signal
     }
     process = subprocess.Popen(
         [str(Path(sys.executable).with_name("modelcycle")), "up", "--port", str(port)],
@@ -289,7 +290,7 @@ def test_up_stores_traces_through_its_child_and_writes_everything_on_ctrl_c(
             for _ in range(25)
         ]
     finally:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         out, err = process.communicate(timeout=DEADLINE_S)
 
     assert [a.status_code for a in answers] == [200] * 25
@@ -297,6 +298,7 @@ def test_up_stores_traces_through_its_child_and_writes_everything_on_ctrl_c(
     assert found, out
     assert process.returncode == 0, err
     assert "Traceback" not in err
+    assert "stopped" in err
     with pytest.raises(ProcessLookupError):
         os.kill(int(found.group(1)), 0)  # stopped with the server
     store = Store(f"sqlite:///{home / 'modelcycle.db'}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -51,6 +52,14 @@ def tune_gc(settings: Settings) -> None:
     if settings.gc_freeze:
         gc.collect()  # what is garbage now must not be frozen with the rest
         gc.freeze()
+
+
+class Terminated(Exception):
+    """SIGTERM arrived (after uvicorn's graceful shutdown)."""
+
+
+def _terminated(_signum: int, _frame: object) -> None:
+    raise Terminated
 
 
 def up(
@@ -116,9 +125,12 @@ def up(
             )
         )
         tune_gc(settings)
+        # uvicorn shuts down gracefully on SIGINT or SIGTERM, then raises the signal
+        # again: SIGTERM (docker stop, systemd) must then also end up in ``finally``,
+        # which writes the traces still queued, instead of killing the process.
+        signal.signal(signal.SIGTERM, _terminated)
         server.run()
-    except KeyboardInterrupt:
-        # uvicorn shuts down gracefully on Ctrl-C, then re-raises the signal.
+    except (KeyboardInterrupt, Terminated):
         typer.echo("stopped", err=True)
     finally:
         if worker is not None:

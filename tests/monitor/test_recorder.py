@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, func, select, text
 
 from gateway.harness import Env
-from modelcycle.events import RequestFinished
+from modelcycle.monitor import SpanRecord
 from modelcycle.settings import Settings
 from modelcycle.store import Store
 from modelcycle.store.tables import SpanRollupRow, SpanRow
@@ -143,11 +143,11 @@ async def test_a_full_queue_drops_and_counts_and_never_fails_a_request(tmp_path:
         recorder = env.services.recorder
         inside, release = threading.Event(), threading.Event()
 
-        def stall_the_writer(_requests: Sequence[RequestFinished]) -> None:
+        def stall_the_writer(_spans: Sequence[SpanRecord]) -> None:
             inside.set()
             release.wait(30)
 
-        recorder.observers.append(stall_the_writer)
+        recorder.exporters.append(stall_the_writer)
         http = env.http()
         assert (await http.post("/v1/chat/completions", json=CHAT)).status_code == 200
         assert inside.wait(10), "the writer never took the first span"

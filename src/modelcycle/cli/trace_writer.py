@@ -22,7 +22,7 @@ from modelcycle.monitor.writer_process import WriterProcess, serve
 from modelcycle.services import build_services
 from modelcycle.settings import Settings, load_settings
 
-NICENESS = 10
+NICENESS = 19
 """Added to the writer's niceness: background work yields the CPU to requests."""
 
 

@@ -2,9 +2,9 @@
 
 The request path only appends to a deque (tens of nanoseconds) and never
 waits: when ``queue_size`` items are waiting, new ones are dropped and
-counted. A writer thread wakes every ``flush_interval_s``, hands the batch's
-gateway requests to observers (Prometheus metrics: counts and labels, never
-text) and stores the batch. Storing (``store_batch``) turns requests into
+counted. Observers (Prometheus metrics: counts and labels, never text) see
+each request as it is queued. A writer thread wakes every ``flush_interval_s``
+and stores the batch. Storing (``store_batch``) turns requests into
 spans, has a ``SpanRedactor`` remove personal data and secrets from span
 text, hands the spans to exporters (OTLP) and writes them. When the database
 fails, the batch is appended to a spill file under ``home/spill`` and
@@ -14,8 +14,8 @@ queued.
 Storing costs about a hundred microseconds of CPU a span, most of it holding
 the GIL that the request path needs. ``modelcycle up`` therefore ships each
 batch to a child process that stores it (``ship_to``, ``WriterProcess``): the
-server's thread then only counts and serialises (a few microseconds a
-request). Whenever the child cannot take a batch, the batch is stored here.
+server then only serialises each request (a few microseconds) and its thread
+joins and ships the texts. Whenever the child cannot take a batch, the batch is stored here.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from modelcycle import events, hookspecs
 from modelcycle.monitor.redaction import SpanRedactor
-from modelcycle.monitor.spans import SpanRecord, from_request, from_request_json
+from modelcycle.monitor.spans import SpanRecord, from_request, from_request_json, jsonable
 from modelcycle.monitor.writer import SpanWriter
 
 log = logging.getLogger(__name__)
@@ -45,11 +45,10 @@ RequestObserver = Callable[[Sequence[events.RequestFinished]], None]
 Exporter = Callable[[Sequence[SpanRecord]], None]
 YIELD_EVERY = 64
 """Events converted between two GIL yields of the writer thread."""
-OBSERVE_SLICE = 256
-"""Requests observed between two GIL yields (about a millisecond)."""
-Item = events.RequestFinished | SpanRecord
-Request = events.RequestFinished | dict[str, Any]
-"""A gateway request as the gateway emitted it, or as its JSON object (``request_json``)."""
+Request = events.RequestFinished | bytes | dict[str, Any]
+"""A gateway request: the event, its JSON text (queued for the writer child) or its JSON
+object (``request_json``)."""
+Item = Request | SpanRecord
 
 
 class Shipper(Protocol):
@@ -71,13 +70,13 @@ class Shipper(Protocol):
     def pending(self) -> int:
         """Items handed over and not stored yet."""
 
-    def ship(self, requests: Sequence[events.RequestFinished], given: Sequence[SpanRecord]) -> bool:
+    def ship(self, requests: Sequence[Request], given: Sequence[SpanRecord]) -> bool:
         """Hand a batch over; ``False`` when it was not taken (store it here instead)."""
 
     def flush(self, timeout_s: float) -> bool:
         """Wait until every batch shipped is stored; ``False``: timed out, or some to reclaim."""
 
-    def reclaim(self) -> list[tuple[list[events.RequestFinished], list[SpanRecord]]]:
+    def reclaim(self) -> list[tuple[list[Request], list[SpanRecord]]]:
         """Batches shipped and not stored (the child died): to store here."""
 
     def close(self) -> None:
@@ -111,8 +110,8 @@ class Recorder:
         self.redactor = redactor
         """Applied to every span before it is observed or stored; ``None`` stores text as given."""
         self.observers: list[RequestObserver] = []
-        """Called with each batch's gateway requests, in the serving process, before they
-        are stored: for counts and labels, never text (it is not redacted yet)."""
+        """Called with each gateway request as it finishes, on the request path: cheap
+        counts and labels only, never text (it is not redacted yet)."""
         self.exporters: list[Exporter] = []
         """Called with each batch once redacted, where it is stored (OTLP export)."""
         self.shipper: Shipper | None = None
@@ -135,9 +134,23 @@ class Recorder:
 
     @hookspecs.hookimpl
     def modelcycle_request_finished(self, event: events.RequestFinished) -> None:
-        """Queue a gateway request's span."""
-        if self.enabled:
-            self.submit(event)
+        """Count a gateway request for the observers and queue its span.
+
+        With a writer child, the event is queued as its JSON text (a few µs, on the
+        request path): the event and its objects are then freed at once, still warm
+        in the CPU's caches, instead of piling up for a second, and the writer thread
+        only joins texts before it ships them.
+        """
+        if not self.enabled:
+            return
+        _notify(self.observers, (event,))
+        item: Item = event
+        if self.shipper is not None:
+            try:
+                item = orjson.dumps(event, default=jsonable, option=orjson.OPT_NON_STR_KEYS)
+            except TypeError:  # beyond orjson (a huge integer): stored by this process
+                item = event
+        self.submit(item)
 
     def submit(self, item: Item) -> bool:
         """Queue one event or span; ``False`` (and counted) when the queue is full."""
@@ -210,10 +223,6 @@ class Recorder:
                         stored += self.store_batch([], self._spans(requests) + given)
                 while self._queue:
                     requests, given = _split(self._take())
-                    for start in range(0, len(requests), OBSERVE_SLICE):
-                        if start:
-                            time.sleep(0)  # let the event loop thread take the GIL
-                        _notify(self.observers, requests[start : start + OBSERVE_SLICE])
                     if self.shipper is None or not self.shipper.ship(requests, given):
                         stored += self.store_batch(requests, given)
             finally:
@@ -272,7 +281,9 @@ class Recorder:
         for i, request in enumerate(requests):
             if i and not i % YIELD_EVERY:
                 time.sleep(0)  # let the event loop thread take the GIL
-            if isinstance(request, dict):
+            if isinstance(request, bytes):
+                made.append(from_request_json(orjson.loads(request), content=self.content))
+            elif isinstance(request, dict):
                 made.append(from_request_json(request, content=self.content))
             else:
                 made.append(from_request(request, content=self.content))
@@ -378,9 +389,9 @@ def span_from_json(data: dict[str, Any]) -> SpanRecord:
     return SpanRecord(**data)
 
 
-def _split(batch: list[Item]) -> tuple[list[events.RequestFinished], list[SpanRecord]]:
+def _split(batch: list[Item]) -> tuple[list[Request], list[SpanRecord]]:
     """Gateway requests, and spans given as they are."""
-    requests: list[events.RequestFinished] = []
+    requests: list[Request] = []
     given: list[SpanRecord] = []
     for item in batch:
         (given if isinstance(item, SpanRecord) else requests).append(item)  # type: ignore[arg-type]

@@ -4,9 +4,9 @@ Storing a span (redaction, rows, rollups, the commit) costs about a hundred
 microseconds of CPU, most of it Python holding the GIL that the request path
 needs: in the server's own writer thread it took 15-20% of the gateway's
 requests/s. ``WriterProcess`` moves that work to a child process. The server's
-writer thread still counts each batch's requests for ``/metrics``;
-then it serialises each batch with orjson (about 3 µs a request) and writes it
-to the child's stdin. The child (``serve``) stores the batch exactly as the server
+recorder still counts each request for ``/metrics`` and queues it as its JSON
+text (orjson, about 2 µs, on the request path), so the writer thread only joins
+the texts of a batch and writes them to the child's stdin. The child (``serve``) stores the batch exactly as the server
 would (``Recorder.store_batch``: redaction, exporters, batched writes, spill
 file when the database fails) and answers one JSON line: the batch's number
 and its running counts.
@@ -20,7 +20,7 @@ pipe is the child's signal to store what it has and exit, so a server that is
 killed never leaves a writer behind.
 
 Frames on the pipe: a header (payload length, batch number; big-endian
-``uint32``, ``uint64``) and ``orjson.dumps([made, given])``.
+``uint32``, ``uint64``) and the JSON ``[requests, given spans]``.
 """
 
 from __future__ import annotations
@@ -38,15 +38,14 @@ from typing import IO, Any
 
 import orjson
 
-from modelcycle.events import RequestFinished
-from modelcycle.monitor.recorder import Recorder, span_from_json
+from modelcycle.monitor.recorder import Recorder, Request, span_from_json
 from modelcycle.monitor.spans import SpanRecord, jsonable
 
 log = logging.getLogger(__name__)
 
 HEADER = Struct(">IQ")
 """Payload length, batch number."""
-Batch = tuple[list[RequestFinished], list[SpanRecord]]
+Batch = tuple[list[Request], list[SpanRecord]]
 PIPE_BYTES = 1 << 20
 """The pipe's capacity, asked of Linux: a whole batch fits, so the server rarely waits."""
 SLICE = 256
@@ -119,7 +118,7 @@ class WriterProcess:
         with self._send_lock:
             return self._ensure_child()
 
-    def ship(self, requests: Sequence[RequestFinished], given: Sequence[SpanRecord]) -> bool:
+    def ship(self, requests: Sequence[Request], given: Sequence[SpanRecord]) -> bool:
         """Write a batch to the child; ``False`` when it cannot take it (store it here)."""
         try:
             payload = _serialise(requests, given)
@@ -248,19 +247,16 @@ class WriterProcess:
             log.warning("the trace writer child exited with %s", code)
 
 
-def _serialise(requests: Sequence[RequestFinished], given: Sequence[SpanRecord]) -> bytes:
-    """``[requests, given]`` as JSON, a slice at a time with GIL yields between.
-
-    One orjson call over a whole batch would hold the GIL for milliseconds.
-    """
+def _serialise(requests: Sequence[Request], given: Sequence[SpanRecord]) -> bytes:
+    """``[requests, given]`` as JSON (requests queued as JSON text are used as they are)."""
     parts: list[bytes] = []
-    for start in range(0, len(requests), SLICE):
-        if start:
+    for i, request in enumerate(requests):
+        if isinstance(request, bytes):
+            parts.append(request)
+            continue
+        if i and not i % SLICE:
             time.sleep(0)  # let the event loop thread take the GIL
-        part = orjson.dumps(
-            requests[start : start + SLICE], default=jsonable, option=orjson.OPT_NON_STR_KEYS
-        )
-        parts.append(part[1:-1])  # without the list's brackets
+        parts.append(orjson.dumps(request, default=jsonable, option=orjson.OPT_NON_STR_KEYS))
     rest = orjson.dumps(given, default=jsonable, option=orjson.OPT_NON_STR_KEYS)
     return b"[[" + b",".join(parts) + b"]," + rest + b"]"
 

@@ -117,9 +117,8 @@ def main() -> None:
     ]
     ratio = statistics.median(paired)
     print(f"tracing on/off req/s at c=16: {ratio:.3f}  (goal >= {GOAL:.2f}; median of the rounds)")
-    print(
-        f"  rounds: {', '.join(f'{r:.3f}' for r in paired)}; ratio of medians {on16.rps / off16.rps:.3f}"
-    )
+    rounds = ", ".join(f"{r:.3f}" for r in paired)
+    print(f"  rounds: {rounds}; ratio of medians {on16.rps / off16.rps:.3f}")
     print(f"tracing on/off req/s at c=1:  {on1.rps / off1.rps:.3f}")
     print(f"added p50 at c=1: {on1.p50_ms - off1.p50_ms:+.3f} ms")
     print(f"server CPU per request at c=16: on {on16.cpu_us:.0f} us, off {off16.cpu_us:.0f} us")

@@ -1,9 +1,9 @@
 """The recorder: gateway events and ingested spans -> a bounded queue -> batched writes.
 
-The request path only appends to a deque (tens of nanoseconds) and never
+On the request path, observers (Prometheus metrics: counts and labels, never
+text) see each request, which is then appended to a deque; nothing there
 waits: when ``queue_size`` items are waiting, new ones are dropped and
-counted. Observers (Prometheus metrics: counts and labels, never text) see
-each request as it is queued. A writer thread wakes every ``flush_interval_s``
+counted. A writer thread wakes every ``flush_interval_s``
 and stores the batch. Storing (``store_batch``) turns requests into
 spans, has a ``SpanRedactor`` remove personal data and secrets from span
 text, hands the spans to exporters (OTLP) and writes them. When the database
@@ -108,7 +108,7 @@ class Recorder:
         self.content = content
         self.enabled = enabled
         self.redactor = redactor
-        """Applied to every span before it is observed or stored; ``None`` stores text as given."""
+        """Applied to every span before it is exported or stored; ``None`` keeps text as given."""
         self.observers: list[RequestObserver] = []
         """Called with each gateway request as it finishes, on the request path: cheap
         counts and labels only, never text (it is not redacted yet)."""

@@ -184,6 +184,27 @@ def test_batches_a_killed_child_had_not_stored_are_stored_by_the_server_once(
     assert services.recorder.written == 51
 
 
+def test_flush_gives_up_at_its_timeout_when_the_child_hangs(services: Services) -> None:
+    project_id = admin_of(services).principal.project_id
+    writer = WriterProcess(writer_command(), env=child_env(services))
+    services.recorder.ship_to(writer)
+    assert writer.start()
+    pid = writer.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)  # alive, reads nothing, answers nothing
+    try:
+        services.recorder.submit(request(project_id))
+        started = time.monotonic()
+        services.recorder.flush(timeout_s=1.0)
+        waited = time.monotonic() - started
+        assert services.recorder.pending == 1, "still with the child, not lost"
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        services.recorder.close()
+    assert waited < 5
+    assert len(rows(services)) == 1, "stored once the child went on"
+
+
 def test_closing_stores_everything_and_the_child_exits(services: Services) -> None:
     project_id = admin_of(services).principal.project_id
     services_writer = WriterProcess(writer_command(), env=child_env(services))

@@ -251,10 +251,16 @@ class Recorder:
         while (self._queue or not self._idle.is_set()) and time.monotonic() < deadline:
             self._wake.set()
             time.sleep(0.01)
-        if self.shipper is not None and not self.shipper.flush(
-            max(0.0, deadline - time.monotonic())
-        ):
-            self.drain()  # store what a dead child left behind
+        shipper = self.shipper
+        if shipper is None or shipper.flush(max(0.0, deadline - time.monotonic())):
+            return
+        # A dead child's batches: the writer thread stores them. Never wait on its
+        # lock here, since it may be stuck writing to a child that hangs.
+        if self._thread is None:
+            self.drain()
+        while (shipper.pending or not self._idle.is_set()) and time.monotonic() < deadline:
+            self._wake.set()
+            time.sleep(0.01)
 
     def close(self) -> None:
         """Stop accepting, write everything queued, stop the thread (and the writer child)."""

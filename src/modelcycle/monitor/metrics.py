@@ -5,9 +5,9 @@ translated the Prometheus way (dots to underscores, the unit as a suffix):
 ``gen_ai_client_operation_duration_seconds``, ``gen_ai_client_token_usage``
 and ``gen_ai_server_time_to_first_token_seconds``, plus
 ``modelcycle_requests_total`` and ``modelcycle_guard_findings_total``.
-``Metrics.observe`` is a ``Recorder`` observer: it runs in the trace writer
-thread with each batch of gateway requests, so the request path pays nothing
-for it.
+``Metrics.observe`` is a ``Recorder`` observer: it counts each gateway request
+as it finishes, on the request path (a few µs: labelled children are kept),
+so that requests dropped by a full trace queue are counted too.
 Labels are bounded on purpose (operation, deployment, version, route, status;
 the guard's detectors and finding types): user, session and trace ids never
 become labels, because each new value is a new time series held forever.

@@ -36,7 +36,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from modelcycle import events, hookspecs
 from modelcycle.monitor.redaction import SpanRedactor
-from modelcycle.monitor.spans import SpanRecord, from_request, from_request_json, jsonable
+from modelcycle.monitor.spans import SpanRecord, from_request, from_request_json, to_json
 from modelcycle.monitor.writer import SpanWriter
 
 log = logging.getLogger(__name__)
@@ -147,7 +147,7 @@ class Recorder:
         item: Item = event
         if self.shipper is not None:
             try:
-                item = orjson.dumps(event, default=jsonable, option=orjson.OPT_NON_STR_KEYS)
+                item = to_json(event)
             except TypeError:  # beyond orjson (a huge integer): stored by this process
                 item = event
         self.submit(item)

@@ -77,12 +77,18 @@ def new_span_id() -> str:
     return os.urandom(8).hex()
 
 
+def to_json(value: object) -> bytes:
+    """An event, a span or a list of them as JSON text (what the writer pipe carries).
+
+    Raises ``TypeError`` for what orjson cannot write (an integer beyond 64 bits).
+    """
+    return orjson.dumps(value, default=jsonable, option=orjson.OPT_NON_STR_KEYS)
+
+
 def request_json(event: events.RequestFinished) -> dict[str, Any]:
     """The event as a JSON object: what the writer child receives (``from_request_json``)."""
     try:
-        data: dict[str, Any] = orjson.loads(
-            orjson.dumps(event, default=jsonable, option=orjson.OPT_NON_STR_KEYS)
-        )
+        data: dict[str, Any] = orjson.loads(to_json(event))
     except TypeError:  # an integer beyond 64 bits in the caller's metadata or parameters
         text = json.dumps(dataclasses.asdict(event), default=jsonable)
         data = json.loads(text, parse_int=_int64_or_text)

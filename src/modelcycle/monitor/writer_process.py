@@ -39,7 +39,7 @@ from typing import IO, Any
 import orjson
 
 from modelcycle.monitor.recorder import Recorder, Request, span_from_json
-from modelcycle.monitor.spans import SpanRecord, jsonable
+from modelcycle.monitor.spans import SpanRecord, to_json
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,6 @@ PIPE_BYTES = 1 << 20
 """The pipe's capacity, asked of Linux: a whole batch fits, so the server rarely waits."""
 SLICE = 256
 """Requests serialised between two GIL yields (under a millisecond)."""
-_SET_PIPE_SIZE = 1031  # fcntl.F_SETPIPE_SZ (Linux; absent from older Pythons' fcntl)
 
 
 class WriterProcess:
@@ -256,17 +255,16 @@ def _serialise(requests: Sequence[Request], given: Sequence[SpanRecord]) -> byte
             continue
         if i and not i % SLICE:
             time.sleep(0)  # let the event loop thread take the GIL
-        parts.append(orjson.dumps(request, default=jsonable, option=orjson.OPT_NON_STR_KEYS))
-    rest = orjson.dumps(given, default=jsonable, option=orjson.OPT_NON_STR_KEYS)
-    return b"[[" + b",".join(parts) + b"]," + rest + b"]"
+        parts.append(to_json(request))
+    return b"[[" + b",".join(parts) + b"]," + to_json(given) + b"]"
 
 
 def _grow_pipe(pipe: IO[bytes]) -> None:
     try:
         import fcntl
 
-        fcntl.fcntl(pipe.fileno(), _SET_PIPE_SIZE, PIPE_BYTES)
-    except (ImportError, OSError):  # not Linux, or above /proc/sys/fs/pipe-max-size
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    except (ImportError, AttributeError, OSError):  # not Linux, or over pipe-max-size
         pass
 
 

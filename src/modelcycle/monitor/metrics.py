@@ -6,7 +6,7 @@ translated the Prometheus way (dots to underscores, the unit as a suffix):
 and ``gen_ai_server_time_to_first_token_seconds``, plus
 ``modelcycle_requests_total`` and ``modelcycle_guard_findings_total``.
 ``Metrics.observe`` is a ``Recorder`` observer: it counts each gateway request
-as it finishes, on the request path (a few µs: labelled children are kept),
+as it finishes, on the request path (~1 µs: ``modelcycle.monitor.request_series``),
 so that requests dropped by a full trace queue are counted too.
 Labels are bounded on purpose (operation, deployment, version, route, status;
 the guard's detectors and finding types): user, session and trace ids never
@@ -31,7 +31,6 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     GCCollector,
-    Histogram,
     PlatformCollector,
     ProcessCollector,
 )
@@ -41,6 +40,7 @@ from prometheus_client.registry import Collector
 
 from modelcycle.events import RequestFinished
 from modelcycle.monitor.recorder import Recorder
+from modelcycle.monitor.request_series import HistogramChild, LabelledCounter, LabelledHistogram
 
 log = logging.getLogger(__name__)
 
@@ -174,33 +174,32 @@ class Metrics:
         gpus: bool = True,
     ):
         self.registry = CollectorRegistry()
-        self.requests = Counter(
+        # The request path's series: plain lists, built into families when scraped.
+        self.requests = LabelledCounter(
             "modelcycle_requests",
             "Gateway requests, by operation, deployment, version served, route and status.",
             LABELS,
-            registry=self.registry,
         )
-        self.duration = Histogram(
+        self.duration = LabelledHistogram(
             "gen_ai_client_operation_duration_seconds",
             "Duration of gateway requests (OTel gen_ai.client.operation.duration).",
             LABELS,
-            buckets=DURATION_BUCKETS,
-            registry=self.registry,
+            DURATION_BUCKETS,
         )
-        self.tokens = Histogram(
+        self.tokens = LabelledHistogram(
             "gen_ai_client_token_usage",
             "Tokens per gateway request (OTel gen_ai.client.token.usage).",
             (*LABELS, "gen_ai_token_type"),
-            buckets=TOKEN_BUCKETS,
-            registry=self.registry,
+            TOKEN_BUCKETS,
         )
-        self.ttft = Histogram(
+        self.ttft = LabelledHistogram(
             "gen_ai_server_time_to_first_token_seconds",
             "Time to the first token of streamed answers (OTel gen_ai.server.time_to_first_token).",
             LABELS,
-            buckets=TTFT_BUCKETS,
-            registry=self.registry,
+            TTFT_BUCKETS,
         )
+        for family in (self.requests, self.duration, self.tokens, self.ttft):
+            self.registry.register(family)
         self.guard_findings = Counter(
             "modelcycle_guard_findings",
             "Guard findings on gateway requests, by deployment, stage (input or output), "
@@ -209,7 +208,8 @@ class Metrics:
             GUARD_LABELS,
             registry=self.registry,
         )
-        self._children: dict[tuple[Counter | Histogram, tuple[str, ...]], Any] = {}
+        self._children: dict[tuple[Counter, tuple[str, ...]], Any] = {}
+        self._series: dict[tuple[str, ...], _Series] = {}
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
@@ -222,22 +222,22 @@ class Metrics:
 
     def observe(self, requests: Sequence[RequestFinished]) -> None:
         """Count a batch of gateway requests (a ``Recorder`` observer)."""
-        counts: dict[tuple[str, ...], int] = {}
         for request in requests:
             labels: tuple[str, ...] = label_values(request)
-            counts[labels] = counts.get(labels, 0) + 1
+            series = self._series.get(labels)
+            if series is None:
+                series = self._series[labels] = _Series(self, labels)
+            series.requests.value += 1
+            series.duration.observe(request.latency_ms / 1000)
             if request.guard is not None:
                 self._count_findings(request.deployment, request.guard_findings)
-            self._child(self.duration, labels).observe(request.latency_ms / 1000)
-            if request.status != "ok":
+            if series.input_tokens is None:
                 continue  # the conventions: no usage or first-token time for failed requests
             if request.ttft_ms is not None:
-                self._child(self.ttft, labels).observe(request.ttft_ms / 1000)
-            self._child(self.tokens, (*labels, "input")).observe(request.prompt_tokens)
-            if labels[0] != "embeddings":
-                self._child(self.tokens, (*labels, "output")).observe(request.completion_tokens)
-        for labels, count in counts.items():
-            self._child(self.requests, labels).inc(count)
+                series.first_token().observe(request.ttft_ms / 1000)
+            series.input_tokens.observe(request.prompt_tokens)
+            if series.output_tokens is not None:
+                series.output_tokens.observe(request.completion_tokens)
 
     def _count_findings(self, deployment: str, findings: Iterable[Any]) -> None:
         """Count a request's guard findings (detector and type names are bounded: registered)."""
@@ -252,7 +252,7 @@ class Metrics:
                 )
                 self._child(self.guard_findings, labels).inc()
 
-    def _child(self, metric: Counter | Histogram, labels: tuple[str, ...]) -> Any:
+    def _child(self, metric: Counter, labels: tuple[str, ...]) -> Any:
         """``metric.labels(*labels)``, kept: the lookup costs more than the observation."""
         child = self._children.get((metric, labels))
         if child is None:
@@ -263,6 +263,38 @@ class Metrics:
         """The registry in the format ``accept`` asks for (OpenMetrics or Prometheus text)."""
         encoder, content_type = choose_encoder(accept or "")
         return encoder(self.registry), content_type
+
+
+class _Series:
+    """The children of one label set in each request family (first-token time once used)."""
+
+    __slots__ = (
+        "duration",
+        "input_tokens",
+        "labels",
+        "metrics",
+        "output_tokens",
+        "requests",
+        "ttft",
+    )
+
+    def __init__(self, metrics: Metrics, labels: tuple[str, ...]):
+        self.metrics, self.labels = metrics, labels
+        self.requests = metrics.requests.child(labels)
+        self.duration = metrics.duration.child(labels)
+        # Failed requests have no usage; embeddings produce no tokens (the conventions).
+        ok = labels[-1] == "ok"
+        tokens = metrics.tokens
+        self.input_tokens = tokens.child((*labels, "input")) if ok else None
+        outputs = ok and labels[0] != OPERATIONS["embeddings"]
+        self.output_tokens = tokens.child((*labels, "output")) if outputs else None
+        self.ttft: HistogramChild | None = None
+
+    def first_token(self) -> HistogramChild:
+        """The time-to-first-token histogram, created when a request first has one."""
+        if self.ttft is None:
+            self.ttft = self.metrics.ttft.child(self.labels)
+        return self.ttft
 
 
 class RecorderCollector(Collector):

@@ -25,7 +25,7 @@ from opentelemetry.sdk.metrics.export import Histogram as HistogramData
 from opentelemetry.sdk.metrics.export import Metric as OtelMetric
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from prometheus_client import Counter, Histogram
+from prometheus_client.registry import Collector
 
 from modelcycle.monitor.metrics import Metrics
 
@@ -56,7 +56,7 @@ def metrics_data(metrics: Metrics, resource: Resource, scope: InstrumentationSco
     now = time.time_ns()
     found = []
     for attribute, name, unit, description in _METRICS:
-        metric: Counter | Histogram = getattr(metrics, attribute)
+        metric: Collector = getattr(metrics, attribute)
         for family in metric.collect():
             data = _histogram(family, now) if family.type == "histogram" else _sum(family, now)
             found.append(OtelMetric(name=name, description=description, unit=unit, data=data))

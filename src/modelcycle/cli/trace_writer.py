@@ -18,7 +18,8 @@ import signal
 import sys
 from pathlib import Path
 
-from modelcycle.cli.server import ConfigOption
+from modelcycle.cli.server import ConfigOption, tune_gc
+from modelcycle.monitor import gil
 from modelcycle.monitor.writer_process import WriterProcess, serve
 from modelcycle.services import build_services
 from modelcycle.settings import Settings, load_settings
@@ -57,6 +58,8 @@ def trace_writer(config: ConfigOption = None) -> None:
     )
     # The server counts and exports the request metrics; this process only stores spans.
     services = build_services(settings, otlp_metrics=False)
+    gil.alone()  # no requests here to pause for
+    tune_gc(settings)  # the garbage collector stops rescanning the services' objects
     try:
         serve(services.recorder, sys.stdin.fileno(), sys.stdout.buffer)
     finally:

@@ -35,6 +35,7 @@ import orjson
 from sqlalchemy.exc import SQLAlchemyError
 
 from modelcycle import events, hookspecs
+from modelcycle.monitor import gil
 from modelcycle.monitor.redaction import SpanRedactor
 from modelcycle.monitor.spans import SpanRecord, from_request, from_request_json, to_json
 from modelcycle.monitor.writer import SpanWriter
@@ -286,7 +287,7 @@ class Recorder:
         made: list[SpanRecord] = []
         for i, request in enumerate(requests):
             if i and not i % YIELD_EVERY:
-                time.sleep(0)  # let the event loop thread take the GIL
+                gil.pause()
             if isinstance(request, bytes):
                 made.append(from_request_json(orjson.loads(request), content=self.content))
             elif isinstance(request, dict):

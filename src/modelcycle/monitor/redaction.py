@@ -20,12 +20,12 @@ span to span.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
 
+from modelcycle.monitor import gil
 from modelcycle.monitor.spans import SpanRecord
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class SpanRedactor:
         try:
             for i, span in enumerate(spans):
                 if i and not i % YIELD_EVERY:
-                    time.sleep(0)  # let the event loop thread take the GIL
+                    gil.pause()
                 keep = raw.get(span.project_id)
                 if keep is None:
                     keep = raw[span.project_id] = self._raw(span.project_id)

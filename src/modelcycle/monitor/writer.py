@@ -16,7 +16,6 @@ request never waits behind a long conversion (docs/design/monitoring.md).
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
@@ -28,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from modelcycle.monitor import histogram
+from modelcycle.monitor import gil, histogram
 from modelcycle.monitor.spans import SpanRecord, price
 from modelcycle.store import Store
 from modelcycle.store.tables import ModelRow, ModelVersionRow, SpanRollupRow, SpanRow
@@ -191,7 +190,7 @@ class SpanWriter:
         rows: list[tuple[Any, ...]] = []
         for start in range(0, len(spans), SLICE):
             if start:
-                time.sleep(0)  # let the event loop thread take the GIL
+                gil.pause()
             for span in spans[start : start + SLICE]:
                 row = list(_VALUES(span))
                 for i in _TIMES:

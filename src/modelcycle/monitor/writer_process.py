@@ -38,6 +38,7 @@ from typing import IO, Any
 
 import orjson
 
+from modelcycle.monitor import gil
 from modelcycle.monitor.recorder import Recorder, Request, span_from_json
 from modelcycle.monitor.spans import SpanRecord, to_json
 
@@ -254,7 +255,7 @@ def _serialise(requests: Sequence[Request], given: Sequence[SpanRecord]) -> byte
             parts.append(request)
             continue
         if i and not i % SLICE:
-            time.sleep(0)  # let the event loop thread take the GIL
+            gil.pause()
         parts.append(to_json(request))
     return b"[[" + b",".join(parts) + b"]," + to_json(given) + b"]"
 

@@ -12,10 +12,12 @@ overflow is counted).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from modelcycle.cli.server import ConfigOption, tune_gc
@@ -28,36 +30,56 @@ NICENESS = 19
 """Added to the writer's niceness where the idle scheduling class is missing."""
 
 
-def background_priority() -> str:
-    """Run this process only on CPU time nothing else wants; returns how.
+def background_priority() -> bool:
+    """Run this process only on CPU time nothing else wants; ``True`` when it does.
 
     Linux's ``SCHED_IDLE`` class: measured against niceness 19 in the tracing
     benchmark (docs/performance.md), the gateway kept ~5% more of its
     requests/s, since a niced process still takes its share of a busy core.
-    Elsewhere, or where the class is refused, niceness 19.
+    Elsewhere, or where the class is refused, niceness 19 alone.
     """
     os.nice(NICENESS)
-    idle = getattr(os, "SCHED_IDLE", None)
-    if idle is None:
-        return "nice"
+    return _set_class(getattr(os, "SCHED_IDLE", None))
+
+
+@contextlib.contextmanager
+def normal_class() -> Iterator[None]:
+    """The normal CPU class (still at niceness 19) while the database write lock is held.
+
+    On a machine kept busy (a local model generating on every core) an idle-class
+    process may not run for seconds: holding SQLite's lock meanwhile would make
+    every other writer wait, and fail at its busy timeout.
+    """
+    _set_class(os.SCHED_OTHER)
     try:
-        os.sched_setscheduler(0, idle, os.sched_param(0))
+        yield
+    finally:
+        _set_class(os.SCHED_IDLE)
+
+
+def _set_class(policy: int | None) -> bool:
+    if policy is None:
+        return False
+    try:
+        os.sched_setscheduler(0, policy, os.sched_param(0))
     except OSError:
-        return "nice"
-    return "idle"
+        return False
+    return True
 
 
 def trace_writer(config: ConfigOption = None) -> None:
     """Store the traces a modelcycle up server sends on stdin (started by modelcycle up)."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
-    background_priority()
+    idle = background_priority()
     settings = load_settings(config)
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     # The server counts and exports the request metrics; this process only stores spans.
     services = build_services(settings, otlp_metrics=False)
+    if idle:
+        services.recorder.writer.holding_lock = normal_class
     gil.alone()  # no requests here to pause for
     tune_gc(settings)  # the garbage collector stops rescanning the services' objects
     try:

@@ -16,7 +16,8 @@ request never waits behind a long conversion (docs/design/monitoring.md).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from operator import attrgetter
@@ -144,6 +145,9 @@ class SpanWriter:
     def __init__(self, store: Store):
         self._store = store
         self.prices = PriceTable(store)
+        self.holding_lock: Callable[[], AbstractContextManager[object]] = nullcontext
+        """Entered around each write transaction (the trace writer child leaves its
+        idle CPU class there, so that other writers never wait on a starved one)."""
         self._sqlite = store.is_sqlite
         placeholders = ", ".join("?" for _ in COLUMNS)
         # Column names come from SpanRecord's fields, never from input.
@@ -167,7 +171,7 @@ class SpanWriter:
             return 0
         self.prices.apply(spans)
         rows = self._rows(spans) if self._sqlite else None
-        with self._store.write() as session:
+        with self.holding_lock(), self._store.write() as session:
             keep = list(range(len(spans))) if fresh else self._unseen(session, spans)
             if not keep:
                 return 0

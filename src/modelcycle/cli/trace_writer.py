@@ -27,7 +27,7 @@ from modelcycle.services import build_services
 from modelcycle.settings import Settings, load_settings
 
 NICENESS = 19
-"""Added to the writer's niceness where the idle scheduling class is missing."""
+"""The writer's niceness (what counts where the idle scheduling class is missing)."""
 
 
 def background_priority() -> bool:
@@ -36,10 +36,15 @@ def background_priority() -> bool:
     Linux's ``SCHED_IDLE`` class: measured against niceness 19 in the tracing
     benchmark (docs/performance.md), the gateway kept ~5% more of its
     requests/s, since a niced process still takes its share of a busy core.
-    Elsewhere, or where the class is refused, niceness 19 alone.
+    Elsewhere, or where the class is refused, niceness 19 alone. Every thread:
+    on Linux both are per thread, and libraries start native threads at import.
     """
-    os.nice(NICENESS)
-    return _set_class(getattr(os, "SCHED_IDLE", None))
+    idle = getattr(os, "SCHED_IDLE", None)
+    done = idle is not None
+    for thread in _threads():
+        os.setpriority(os.PRIO_PROCESS, thread, NICENESS)  # lowering is always allowed
+        done = _set_class(idle, thread) and done
+    return done
 
 
 @contextlib.contextmanager
@@ -57,14 +62,22 @@ def normal_class() -> Iterator[None]:
         _set_class(os.SCHED_IDLE)
 
 
-def _set_class(policy: int | None) -> bool:
+def _set_class(policy: int | None, thread: int = 0) -> bool:
     if policy is None:
         return False
     try:
-        os.sched_setscheduler(0, policy, os.sched_param(0))
+        os.sched_setscheduler(thread, policy, os.sched_param(0))
     except OSError:
         return False
     return True
+
+
+def _threads() -> list[int]:
+    """This process's thread ids (``[0]``, the caller, where ``/proc`` is missing)."""
+    try:
+        return [int(name) for name in os.listdir("/proc/self/task")]
+    except OSError:
+        return [0]
 
 
 def trace_writer(config: ConfigOption = None) -> None:

@@ -42,7 +42,10 @@ def background_priority() -> bool:
     idle = getattr(os, "SCHED_IDLE", None)
     done = idle is not None
     for thread in _threads():
-        os.setpriority(os.PRIO_PROCESS, thread, NICENESS)  # lowering is always allowed
+        try:
+            os.setpriority(os.PRIO_PROCESS, thread, NICENESS)  # lowering is always allowed
+        except OSError:  # the thread ended since it was listed
+            continue
         done = _set_class(idle, thread) and done
     return done
 

@@ -6,7 +6,7 @@ translated the Prometheus way (dots to underscores, the unit as a suffix):
 and ``gen_ai_server_time_to_first_token_seconds``, plus
 ``modelcycle_requests_total`` and ``modelcycle_guard_findings_total``.
 ``Metrics.observe`` is a ``Recorder`` observer: it counts each gateway request
-as it finishes, on the request path (~1 µs: ``modelcycle.monitor.request_series``),
+as it finishes, on the request path (~2 µs: ``modelcycle.monitor.request_series``),
 so that requests dropped by a full trace queue are counted too.
 Labels are bounded on purpose (operation, deployment, version, route, status;
 the guard's detectors and finding types): user, session and trace ids never

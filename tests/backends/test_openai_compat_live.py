@@ -22,6 +22,7 @@ from backends.openai_env import TOOLS, gateway_env, openai_version
 from backends.openai_upstream import REPLY, MockUpstream
 from e2e.live import wait_until_answers
 from gateway.harness import Env
+from modelcycle.api.http_protocol import CoalescingHttpToolsProtocol
 from modelcycle.settings import Settings
 
 pytestmark = pytest.mark.e2e
@@ -50,7 +51,14 @@ async def env(modelcycle_settings: Settings) -> AsyncIterator[Env]:
 def serve(env: Env) -> Iterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(env.app, log_config=None, log_level="warning", ws="none", lifespan="on")
+    config = uvicorn.Config(
+        env.app,
+        log_config=None,
+        log_level="warning",
+        ws="none",
+        lifespan="on",
+        http=CoalescingHttpToolsProtocol,  # as ``modelcycle up`` serves
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -17,6 +17,7 @@ import httpx
 import uvicorn
 
 from modelcycle.api import create_app
+from modelcycle.api.http_protocol import CoalescingHttpToolsProtocol
 from modelcycle.services import Services
 from modelcycle.ui import install_dashboard
 
@@ -68,6 +69,7 @@ def serve(services: Services, admin_key: str, *, dashboard: bool = False) -> Ite
         access_log=False,
         ws="none",
         lifespan="off",
+        http=CoalescingHttpToolsProtocol,  # as ``modelcycle up`` serves
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

@@ -51,9 +51,19 @@ class BodySizeLimit:
             await _send_error(send, 400, "the URL contains a NUL character (%00)", "nul_in_url")
             return
         max_bytes = self._limit(scope.get("path", ""))
-        if self._declared_too_large(scope, max_bytes):
+        declared = _declared_length(scope)
+        if declared is not None and declared > max_bytes:
             await self._refuse(send, max_bytes)
             return
+        if declared is not None:
+            # The server reads exactly the declared length (more would be the next
+            # request): nothing to count, and no wrappers on every request's path.
+            await self.app(scope, receive, send)
+            return
+        await self._counted(scope, receive, send, max_bytes)
+
+    async def _counted(self, scope: Scope, receive: Receive, send: Send, max_bytes: int) -> None:
+        """The app, with the body counted as it arrives (chunked, or its length unsaid)."""
         received = 0
         started = False
 
@@ -86,15 +96,20 @@ class BodySizeLimit:
                 return limit
         return self.max_bytes
 
-    def _declared_too_large(self, scope: Scope, max_bytes: int) -> bool:
-        for name, value in scope.get("headers", ()):
-            if name == b"content-length" and value.isdigit() and int(value) > max_bytes:
-                return True
-        return False
-
     async def _refuse(self, send: Send, max_bytes: int) -> None:
         message = f"request body is larger than {max_bytes} bytes"
         await _send_error(send, 413, message, "body_too_large")
+
+
+def _declared_length(scope: Scope) -> int | None:
+    """The body's ``Content-Length``; ``None`` when the body is chunked or its length unsaid."""
+    length = None
+    for name, value in scope.get("headers", ()):
+        if name == b"transfer-encoding":
+            return None
+        if name == b"content-length" and value.isdigit():
+            length = int(value)
+    return length
 
 
 def _has_nul(scope: Scope) -> bool:

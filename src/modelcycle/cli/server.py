@@ -12,6 +12,7 @@ import uvicorn
 from sqlalchemy.engine import make_url
 
 from modelcycle.api import create_app
+from modelcycle.api.http_protocol import CoalescingHttpToolsProtocol
 from modelcycle.services import Services, bootstrap, build_services
 from modelcycle.settings import Settings, load_settings
 from modelcycle.ui import install_dashboard
@@ -121,7 +122,7 @@ def up(
                 port=settings.port,
                 log_level=settings.log_level,
                 loop="auto",
-                http="auto",
+                http=CoalescingHttpToolsProtocol,
             )
         )
         tune_gc(settings)

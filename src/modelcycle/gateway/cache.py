@@ -39,16 +39,53 @@ class DeploymentNotFound(NotFound):
 
 
 class _TTLMap(Generic[K, V]):
+    """Values read by ``load`` (in a worker thread), each served for ``ttl_s`` seconds.
+
+    Under load every request would find an entry expired at the same moment and
+    each read the database in a thread of its own. Instead one read per key runs
+    at a time (the others await it), and an entry used in the last
+    ``REFRESH_SHARE`` of its life is read again in the background while it is
+    still served: a busy key never makes a request wait for the database, and
+    nothing is served after its ``ttl_s``.
+    """
+
+    REFRESH_SHARE = 0.25
+
     def __init__(self, ttl_s: float, clock: Callable[[], float]):
         self.ttl_s, self._clock = ttl_s, clock
         self._entries: dict[K, tuple[float, V]] = {}
+        self._reads: dict[K, asyncio.Task[V]] = {}
         self.generation = 0
 
-    def get(self, key: K) -> tuple[bool, V | None]:
+    async def get(self, key: K, load: Callable[[K], V]) -> V:
+        """The value of ``key``: cached, else read (once, however many ask at a time)."""
         found = self._entries.get(key)
-        if found is None or found[0] < self._clock():
-            return False, None
-        return True, found[1]
+        if found is not None:
+            expires, value = found
+            left = expires - self._clock()
+            if left > 0:
+                if left < self.ttl_s * self.REFRESH_SHARE and key not in self._reads:
+                    self._read(key, load)  # in the background; this request goes on
+                return value
+        read = self._reads.get(key)
+        if read is None or read.get_loop() is not asyncio.get_running_loop():
+            read = self._read(key, load)
+        # A waiter that is cancelled must not cancel the read the others await.
+        return await asyncio.shield(read)
+
+    def _read(self, key: K, load: Callable[[K], V]) -> asyncio.Task[V]:
+        generation = self.generation
+        read = asyncio.get_running_loop().create_task(asyncio.to_thread(load, key))
+        self._reads[key] = read
+
+        def done(task: asyncio.Task[V]) -> None:
+            if self._reads.get(key) is task:
+                del self._reads[key]
+            if not task.cancelled() and task.exception() is None:
+                self.put(key, task.result(), generation)
+
+        read.add_done_callback(done)
+        return read
 
     def put(self, key: K, value: V, generation: int) -> None:
         if generation != self.generation:
@@ -60,6 +97,7 @@ class _TTLMap(Generic[K, V]):
     def clear(self) -> None:
         self.generation += 1
         self._entries = {}
+        self._reads = {}  # reads begun before the change are not shared from now on
 
 
 class Resolver:
@@ -81,30 +119,23 @@ class Resolver:
 
     async def deployment(self, project_id: int, name: str) -> Deployment:
         """The deployment ``name``; ``DeploymentNotFound`` (OpenAI's 404) when there is none."""
-        key = (project_id, name)
-        hit, found = self._by_name.get(key)
-        if not hit:
-            generation = self._by_name.generation
-            found = await asyncio.to_thread(self._deployments.lookup, project_id, name)
-            self._by_name.put(key, found, generation)
+        found = await self._by_name.get((project_id, name), self._lookup)
         if found is None:
             raise DeploymentNotFound(name)
         return found
 
     async def version(self, project_id: int, target: str) -> ResolvedVersion:
         """The active version ``target`` points at; ``UpstreamError`` when it cannot serve."""
-        key = (project_id, target)
-        hit, found = self._targets.get(key)
-        if not hit:
-            generation = self._targets.generation
-            found = await asyncio.to_thread(self._resolve, project_id, target)
-            self._targets.put(key, found, generation)
+        found = await self._targets.get((project_id, target), self._resolve)
         if isinstance(found, str):
             raise UpstreamError(found, code="target_unavailable")
-        assert found is not None
         return found
 
-    def _resolve(self, project_id: int, target: str) -> ResolvedVersion | str:
+    def _lookup(self, key: tuple[int, str]) -> Deployment | None:
+        return self._deployments.lookup(*key)
+
+    def _resolve(self, key: tuple[int, str]) -> ResolvedVersion | str:
+        project_id, target = key
         with self._store.read() as session:
             try:
                 return resolve_active(session, project_id, target)

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from modelcycle.api.errors import ERROR_RESPONSES, install_error_handlers
+from modelcycle.api.front import InferenceApp
 from modelcycle.api.inference_route import install_fast_routes
 from modelcycle.api.limits import BodySizeLimit
 from modelcycle.api.routes import (
@@ -49,7 +50,7 @@ def create_app(services: Services) -> FastAPI:
         # Backends hold connections and shadow calls bound to this event loop.
         await services.gateway.aclose()
 
-    app = FastAPI(
+    app = InferenceApp(
         title="modelcycle",
         version=__version__,
         description="Deploy, monitor, evaluate and tune the LLMs you run in production.",

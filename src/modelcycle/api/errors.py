@@ -128,3 +128,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _database(_request: Request, exc: OperationalError) -> JSONResponse:
         log.error("database error: %s", type(exc.orig).__name__)
         return error_response(503, "database unavailable; retry shortly", "server_error")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        # Starlette logs the exception with its traceback after this answer; the
+        # client gets the shared error shape without any of the internals.
+        return error_response(500, "internal server error; see the server log", "server_error")

@@ -168,7 +168,7 @@ class FastRoute(Route):
         assert route.lean is not None
         super().__init__(
             route.path,
-            _FastEndpoint(route.lean),
+            FastEndpoint(route.lean),
             methods=sorted(route.methods or ()),
             name=route.name,
             include_in_schema=False,
@@ -181,38 +181,45 @@ class FastRoute(Route):
         return super().matches(scope)
 
 
-class _FastEndpoint:
+class FastEndpoint:
     """An ASGI app: the lean path, else the request back to the router."""
 
     def __init__(self, lean: LeanHandler):
         self.lean = lean
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve the request; one the lean path declines goes to the router (FastAPI)."""
+        body = await self.serve(scope, receive, send)
+        if body is not None:
+            await scope["router"](scope, replay(body, receive), send)
+
+    async def serve(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
+        """Answer the request; or, when the lean path declines it, the body read (to replay)."""
         request = Request(scope, receive, send)
         try:
             body = await request.body()  # read first: the watcher must only see the disconnect
         except ClientDisconnect:
-            return
+            return None
         response = await unless_disconnected(request, self.lean)
         if response is None:
             scope[LEAN_TRIED] = True
-            await scope["router"](scope, _replay(body, receive), send)
-            return
+            return body
         await response(scope, receive, send)
+        return None
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replay(body: bytes, receive: Receive) -> Receive:
     """``receive``, with the body already read given again first."""
     replayed = False
 
-    async def replay() -> Message:
+    async def again() -> Message:
         nonlocal replayed
         if replayed:
             return await receive()
         replayed = True
         return {"type": "http.request", "body": body, "more_body": False}
 
-    return replay
+    return again
 
 
 def install_fast_routes(app: FastAPI, router: APIRouter) -> None:
@@ -223,3 +230,8 @@ def install_fast_routes(app: FastAPI, router: APIRouter) -> None:
     """
     fast = [FastRoute(r) for r in router.routes if isinstance(r, InferenceRoute) and r.lean]
     app.router.routes[0:0] = fast
+    lean_routes = getattr(app, "lean_routes", None)  # ``front.InferenceApp``: ahead of it all
+    if isinstance(lean_routes, dict):
+        for route in fast:
+            for method in route.methods or ():
+                lean_routes[method, route.path] = route.endpoint

@@ -46,12 +46,12 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if _has_nul(scope):
+        if has_nul(scope):
             # Neither database can store NUL in text; refuse it before any lookup.
             await _send_error(send, 400, "the URL contains a NUL character (%00)", "nul_in_url")
             return
-        max_bytes = self._limit(scope.get("path", ""))
-        declared = _declared_length(scope)
+        max_bytes = self.limit_for(scope.get("path", ""))
+        declared = declared_length(scope)
         if declared is not None and declared > max_bytes:
             await self._refuse(send, max_bytes)
             return
@@ -87,7 +87,8 @@ class BodySizeLimit:
             if not started:
                 await self._refuse(send, max_bytes)
 
-    def _limit(self, path: str) -> int:
+    def limit_for(self, path: str) -> int:
+        """The largest body accepted on ``path``."""
         found = self.path_limits.get(path)
         if found is not None:
             return found
@@ -101,7 +102,7 @@ class BodySizeLimit:
         await _send_error(send, 413, message, "body_too_large")
 
 
-def _declared_length(scope: Scope) -> int | None:
+def declared_length(scope: Scope) -> int | None:
     """The body's ``Content-Length``; ``None`` when the body is chunked or its length unsaid."""
     length = None
     for name, value in scope.get("headers", ()):
@@ -112,7 +113,8 @@ def _declared_length(scope: Scope) -> int | None:
     return length
 
 
-def _has_nul(scope: Scope) -> bool:
+def has_nul(scope: Scope) -> bool:
+    """Whether the URL carries a NUL character (raw or ``%00``)."""
     return b"%00" in scope.get("query_string", b"").lower() or "\x00" in scope.get("path", "")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
@@ -22,9 +23,19 @@ def sign_in(browser: WebDriver, base_url: str, key: str) -> None:
 
 def wait_for_text(browser: WebDriver, text: str, *, timeout_s: float = TIMEOUT_S) -> None:
     """Until ``text`` is somewhere in the page's body."""
-    WebDriverWait(browser, timeout_s).until(
-        ec.text_to_be_present_in_element((By.TAG_NAME, "body"), text)
-    )
+    present = ec.text_to_be_present_in_element((By.TAG_NAME, "body"), text)
+
+    def settled(driver: WebDriver) -> bool:
+        try:
+            return present(driver)
+        except WebDriverException as exc:
+            # The page was replaced between finding its body and reading its text
+            # (Chromium's form of a stale element): look again at the new page.
+            if "does not belong to the document" in str(exc):
+                return False
+            raise
+
+    WebDriverWait(browser, timeout_s).until(settled)
 
 
 def wait_for(browser: WebDriver, css: str, *, timeout_s: float = TIMEOUT_S) -> None:

@@ -31,6 +31,19 @@ PromptInput = str | tuple[int, ...]
 """A completions prompt: text, or token ids."""
 
 
+def _first_unencodable(data: Any) -> str | None:
+    """The path of the first string in a JSON body that is not valid Unicode, if any.
+
+    orjson refuses lone surrogates in one pass in C; only a body it refuses (for
+    that or an integer beyond 64 bits) is walked to name the place.
+    """
+    try:
+        orjson.dumps(data)
+    except TypeError:
+        return _unencodable(data, "")
+    return None
+
+
 def _unencodable(value: Any, path: str) -> str | None:
     """The path of the first string that is not valid Unicode (a lone surrogate), if any."""
     if isinstance(value, str):
@@ -129,7 +142,7 @@ class _Common(_Lenient):
     @classmethod
     def _valid_unicode(cls, data: Any) -> Any:
         # JSON may carry lone surrogates ("\\ud800"); no engine can encode them.
-        found = _unencodable(data, "")
+        found = _first_unencodable(data)
         if found is not None:
             raise ValueError(f"{found} is not valid Unicode (a lone surrogate)")
         return data
@@ -208,8 +221,8 @@ class ChatCompletionRequest(_Common):
             return None  # role + text: the backend rebuilds them from ``messages``
         return [m.model_dump(exclude_unset=True) for m in self.messages]
 
-    def to_inference(self) -> InferenceRequest:
-        """The request as the gateway routes it."""
+    def to_inference(self, context: CallContext | None = None) -> InferenceRequest:
+        """The request as the gateway routes it (``context``: from the request's headers)."""
         messages = tuple(
             Message("system" if m.role == "developer" else m.role, m.text()) for m in self.messages
         )
@@ -226,6 +239,7 @@ class ChatCompletionRequest(_Common):
             user=self.user,
             stream=bool(self.stream),
             n=self.n or 1,
+            context=context or NO_CONTEXT,
         )
 
 
@@ -269,8 +283,8 @@ class CompletionRequest(_Common):
             return (tuple(int(item) for item in value),)
         return tuple(tuple(int(token) for token in item) for item in value)
 
-    def to_inference(self) -> InferenceRequest:
-        """The request as the gateway routes it."""
+    def to_inference(self, context: CallContext | None = None) -> InferenceRequest:
+        """The request as the gateway routes it (``context``: from the request's headers)."""
         if self.best_of is not None and self.best_of > 1:
             raise InvalidInput(
                 "best_of > 1 is not supported; send n for several samples", param="best_of"
@@ -296,6 +310,7 @@ class CompletionRequest(_Common):
             stream=bool(self.stream),
             n=n,
             prompts=None if single else prompts,
+            context=context or NO_CONTEXT,
         )
 
 
@@ -315,7 +330,7 @@ class EmbeddingRequest(_Lenient):
     @model_validator(mode="before")
     @classmethod
     def _valid_unicode(cls, data: Any) -> Any:
-        found = _unencodable(data, "")
+        found = _first_unencodable(data)
         if found is not None:
             raise ValueError(f"{found} is not valid Unicode (a lone surrogate)")
         return data

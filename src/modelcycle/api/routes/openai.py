@@ -8,8 +8,6 @@ error objects; a failure after a stream began ends it with an error event.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
@@ -100,7 +98,7 @@ async def chat_completions(
     return await _answer(
         services,
         principal,
-        replace(body.to_inference(), context=call_context(http)),
+        body.to_inference(call_context(http)),
         include_usage=body.include_usage,
         echo_prompt=None,
     )
@@ -118,7 +116,7 @@ async def completions(
     Trace headers as for chat completions.
     """
     require_deployment(principal, body.model)
-    request = replace(body.to_inference(), context=call_context(http))
+    request = body.to_inference(call_context(http))
     return await _answer(
         services,
         principal,

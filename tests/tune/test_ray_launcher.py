@@ -161,8 +161,12 @@ def test_cancelling_a_job_stops_its_ray_job_at_a_checkpoint(
     services = ray_services
     admin = admin_of(services).principal
     base = register_base(services, admin, tiny_base)
-    write_dataset(services, admin, "capitals", capital_samples())
-    # 800 steps: the tiny model trains ~100 a second, and Ray's log arrives up to 2 s late.
+    # 4,000 steps (40 distinct pairs, 100 epochs): the tiny model trains a few hundred a
+    # second and Ray's log arrives in bursts up to seconds late, so fewer steps could all
+    # be done before the test sees training begin; the cancel stops the job early, so the
+    # margin costs nothing when it works.
+    pairs = [(f"country {i}", f"city {i}") for i in range(40)]
+    write_dataset(services, admin, "capitals", capital_samples(pairs))
     hp = fast_hyperparameters(epochs=100, batch_size=1)
     body = TuneJobCreate.model_validate(
         {"base": base, "dataset": "capitals", "hyperparameters": hp}

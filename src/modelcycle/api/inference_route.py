@@ -16,8 +16,9 @@ to FastAPI's handler for the same request:
   ``dependency_overrides``: the route never takes the lean path at all.
 
 ``install_fast_routes`` also serves the lean path from a plain Starlette route
-placed ahead of FastAPI's router (``FastRoute``), and every answer is cancelled
-when its client disconnects first (``modelcycle.api.disconnect``).
+placed ahead of FastAPI's router (``FastRoute``) and, on an ``InferenceApp``,
+ahead of the whole middleware stack (``modelcycle.api.front``); every answer is
+cancelled when its client disconnects first (``modelcycle.api.disconnect``).
 """
 
 from __future__ import annotations

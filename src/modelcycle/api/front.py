@@ -4,10 +4,10 @@ Every request to a FastAPI app passes six middleware layers before routing
 (server errors, FastAPI's telemetry bridge, its body limit, ours, exceptions,
 the exit stack) and FastAPI's router: under load, tens of microseconds a
 request, a tenth of the gateway's CPU (docs/performance.md). ``InferenceApp``
-answers a lean route's request (``inference_route``) with only the two layers
-that shape its answers: Starlette's server-error and exception middleware,
-built from the app's own exception handlers. Everything else takes the whole
-stack, as before:
+answers a lean route's request (``inference_route.FastRoute``) with only the two
+layers that shape its answers: Starlette's server-error and exception
+middleware, built from the app's own exception handlers. Everything else takes
+the whole stack, as before:
 
 * any path or method other than a lean route's, and lifespan events;
 * a body whose length is not declared, or over the limit, or a URL with NUL
@@ -29,8 +29,8 @@ from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from modelcycle.api.inference_route import FastEndpoint, replay
-from modelcycle.api.limits import BodySizeLimit, declared_length, has_nul
+from modelcycle.api.inference_route import FastEndpoint, FastRoute, replay
+from modelcycle.api.limits import BodySizeLimit
 
 LEAN_BODY = "modelcycle.lean_body"
 """Scope key: the body of a request the lean path declined, to replay through the stack."""
@@ -41,41 +41,44 @@ class InferenceApp(FastAPI):
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
-        self.lean_routes: dict[tuple[str, str], FastEndpoint] = {}
-        """``(method, path)`` -> the lean path of that route (``install_fast_routes``)."""
-        self._lean_stack: ASGIApp | None = None
+        self.lean_routes: dict[tuple[str, str], ASGIApp] = {}
+        """``(method, path)`` -> the two layers around that route's lean path; made from
+        the router's ``FastRoute``s at the first request, empty when the app has other
+        middleware."""
+        self._lean_built = False
         self._body_limit: BodySizeLimit | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A lean route's request through two layers; anything else through all of them."""
-        if scope["type"] == "http" and self.lean_routes:
-            endpoint = self.lean_routes.get((scope["method"], scope["path"]))
-            if endpoint is not None and self._lean_ready(scope):
-                assert self._lean_stack is not None
+        if scope["type"] == "http":
+            if not self._lean_built:
+                self._build_lean_routes()
+            stack = self.lean_routes.get((scope["method"], scope["path"]))
+            if stack is not None and self._skips_stack(scope):
                 scope["app"] = self
-                await self._lean_stack(scope, receive, send)
+                await stack(scope, receive, send)
                 body = scope.pop(LEAN_BODY, None)
                 if body is None:
                     return
                 receive = replay(body, receive)  # declined: FastAPI answers below
         await super().__call__(scope, receive, send)
 
-    def _lean_ready(self, scope: Scope) -> bool:
-        """Whether this request may skip the middleware stack (see the module docstring)."""
-        if self._lean_stack is None and not self._build_lean_stack():
-            return False
+    def _skips_stack(self, scope: Scope) -> bool:
+        """Whether the middleware has nothing to do for this request (module docstring)."""
         limit = self._body_limit
-        if limit is None or self.root_path or scope.get("root_path") or has_nul(scope):
-            return False
-        declared = declared_length(scope)
-        return declared is not None and declared <= limit.limit_for(scope["path"])
+        return (
+            limit is not None
+            and not self.root_path
+            and not scope.get("root_path")
+            and limit.admits_as_is(scope)
+        )
 
-    def _build_lean_stack(self) -> bool:
-        """The two layers, from the app's handlers as Starlette builds them; once."""
+    def _build_lean_routes(self) -> None:
+        """The two layers around each lean route, from the handlers as Starlette builds them."""
+        self._lean_built = True
         middleware: list[Any] = list(self.user_middleware)
         if len(middleware) != 1 or middleware[0].cls is not BodySizeLimit:
-            self.lean_routes = {}  # other middleware must see every request
-            return False
+            return  # other middleware must see every request
         options = middleware[0]  # the same limits, to check them here
         self._body_limit = BodySizeLimit(self.router, *options.args, **options.kwargs)
         error_handler = None
@@ -85,22 +88,24 @@ class InferenceApp(FastAPI):
                 error_handler = value
             else:
                 handlers[key] = value
-        self._lean_stack = ServerErrorMiddleware(
-            ExceptionMiddleware(_Dispatch(self), handlers=handlers, debug=self.debug),
-            handler=error_handler,
-            debug=self.debug,
-        )
-        return True
+        for route in self.router.routes:
+            if isinstance(route, FastRoute):
+                stack = ServerErrorMiddleware(
+                    ExceptionMiddleware(_Lean(route.lean_endpoint), handlers, debug=self.debug),
+                    handler=error_handler,
+                    debug=self.debug,
+                )
+                for method in route.methods or ():
+                    self.lean_routes[method, route.path] = stack
 
 
-class _Dispatch:
-    """The innermost layer: the lean route of the request's method and path."""
+class _Lean:
+    """The innermost layer: one route's lean path; a declined body is left for the stack."""
 
-    def __init__(self, app: InferenceApp):
-        self.app = app
+    def __init__(self, endpoint: FastEndpoint):
+        self.endpoint = endpoint
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        endpoint = self.app.lean_routes[scope["method"], scope["path"]]
-        body = await endpoint.serve(scope, receive, send)
+        body = await self.endpoint.serve(scope, receive, send)
         if body is not None:
             scope[LEAN_BODY] = body

@@ -158,6 +158,8 @@ def _lean_handler(plan: _Plan, endpoint: Callable[..., Awaitable[Response]]) -> 
 class FastRoute(Route):
     """The lean path of an ``InferenceRoute``, matched before FastAPI's routing.
 
+    ``lean_endpoint`` is its ``FastEndpoint`` (``front.InferenceApp`` serves it too).
+
     FastAPI's router, its included-router lookup and its per-route wrappers cost
     tens of microseconds a request; this plain Starlette route answers the
     common case with the same code. When the lean path declines, the request
@@ -167,9 +169,10 @@ class FastRoute(Route):
 
     def __init__(self, route: InferenceRoute):
         assert route.lean is not None
+        self.lean_endpoint = FastEndpoint(route.lean)
         super().__init__(
             route.path,
-            FastEndpoint(route.lean),
+            self.lean_endpoint,
             methods=sorted(route.methods or ()),
             name=route.name,
             include_in_schema=False,
@@ -231,8 +234,3 @@ def install_fast_routes(app: FastAPI, router: APIRouter) -> None:
     """
     fast = [FastRoute(r) for r in router.routes if isinstance(r, InferenceRoute) and r.lean]
     app.router.routes[0:0] = fast
-    lean_routes = getattr(app, "lean_routes", None)  # ``front.InferenceApp``: ahead of it all
-    if isinstance(lean_routes, dict):
-        for route in fast:
-            for method in route.methods or ():
-                lean_routes[method, route.path] = route.endpoint

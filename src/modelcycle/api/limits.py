@@ -43,24 +43,31 @@ class BodySizeLimit:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check the declared length, then count the bytes actually received."""
-        if scope["type"] != "http":
+        if scope["type"] != "http" or self.admits_as_is(scope):
             await self.app(scope, receive, send)
             return
-        if has_nul(scope):
+        if _has_nul(scope):
             # Neither database can store NUL in text; refuse it before any lookup.
             await _send_error(send, 400, "the URL contains a NUL character (%00)", "nul_in_url")
             return
         max_bytes = self.limit_for(scope.get("path", ""))
-        declared = declared_length(scope)
+        declared = _declared_length(scope)
         if declared is not None and declared > max_bytes:
             await self._refuse(send, max_bytes)
             return
-        if declared is not None:
-            # The server reads exactly the declared length (more would be the next
-            # request): nothing to count, and no wrappers on every request's path.
-            await self.app(scope, receive, send)
-            return
         await self._counted(scope, receive, send, max_bytes)
+
+    def admits_as_is(self, scope: Scope) -> bool:
+        """Whether an HTTP request needs nothing from this middleware.
+
+        No NUL in its URL, and a declared body length within the limit: the server
+        reads exactly that length (more would be the next request), so there is
+        nothing to count and no wrapper belongs on the request's path.
+        """
+        if _has_nul(scope):
+            return False
+        declared = _declared_length(scope)
+        return declared is not None and declared <= self.limit_for(scope.get("path", ""))
 
     async def _counted(self, scope: Scope, receive: Receive, send: Send, max_bytes: int) -> None:
         """The app, with the body counted as it arrives (chunked, or its length unsaid)."""
@@ -102,7 +109,7 @@ class BodySizeLimit:
         await _send_error(send, 413, message, "body_too_large")
 
 
-def declared_length(scope: Scope) -> int | None:
+def _declared_length(scope: Scope) -> int | None:
     """The body's ``Content-Length``; ``None`` when the body is chunked or its length unsaid."""
     length = None
     for name, value in scope.get("headers", ()):
@@ -113,7 +120,7 @@ def declared_length(scope: Scope) -> int | None:
     return length
 
 
-def has_nul(scope: Scope) -> bool:
+def _has_nul(scope: Scope) -> bool:
     """Whether the URL carries a NUL character (raw or ``%00``)."""
     return b"%00" in scope.get("query_string", b"").lower() or "\x00" in scope.get("path", "")
 

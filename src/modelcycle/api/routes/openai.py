@@ -18,7 +18,6 @@ from modelcycle.api.errors import ERROR_RESPONSES, ErrorResponse
 from modelcycle.api.inference_route import InferenceRoute
 from modelcycle.gateway import ChatCompletionRequest, CompletionRequest, endpoints
 from modelcycle.gateway.schemas import EmbeddingRequest, InferenceRequest
-from modelcycle.gateway.service import Served
 from modelcycle.gateway.wire import completion_body, embeddings_body, models_body, sse_events
 
 # InferenceRoute: the common case skips FastAPI's per-request machinery (same API).
@@ -73,34 +72,14 @@ async def _answer(
             },
         )
     served = await gateway.generate(principal, request)
-    return _WholeAnswer(completion_body(served, request.endpoint, echo_prompt=echo_prompt), served)
-
-
-class _WholeAnswer(Response):
-    """A whole answer: the JSON body and its headers, encoded here once.
-
-    The same status, headers (in the same order) and body as
-    ``Response(body, media_type="application/json", headers=...)``, without its
-    checks for arbitrary headers on every request.
-    """
-
-    media_type = "application/json"
-
-    def __init__(self, body: bytes, served: Served):
-        self.status_code = 200
-        self.background = None
-        self.body = body
-        raw = [
-            (b"x-modelcycle-version", f"{served.model}@{served.version}".encode("latin-1")),
-            (b"x-modelcycle-route", served.route.encode("latin-1")),
-            (b"x-modelcycle-trace-id", served.trace_id.encode("latin-1")),
-        ]
-        raw.extend(
-            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in served.headers.items()
-        )
-        raw.append((b"content-length", str(len(body)).encode("latin-1")))
-        raw.append((b"content-type", b"application/json"))
-        self.raw_headers = raw
+    return Response(
+        completion_body(served, request.endpoint, echo_prompt=echo_prompt),
+        media_type="application/json",
+        headers={
+            **_served_headers(served.model, served.version, served.route, served.trace_id),
+            **served.headers,
+        },
+    )
 
 
 @router.post("/chat/completions", response_class=Response)

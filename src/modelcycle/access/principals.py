@@ -31,6 +31,8 @@ class _Entry:
 class PrincipalCache:
     """Principals by key digest for ``ttl_s`` seconds (0 turns the cache off)."""
 
+    REFRESH_SHARE = 0.25
+
     def __init__(self, ttl_s: float, *, clock: Callable[[], float] = time.monotonic):
         self.ttl_s = ttl_s
         self._clock = clock
@@ -51,15 +53,21 @@ class PrincipalCache:
 
     def get(self, digest: str) -> Principal | None:
         """The cached caller for a key digest, ``None`` on a miss or a stale entry."""
+        return self.lookup(digest)[0]
+
+    def lookup(self, digest: str) -> tuple[Principal | None, bool]:
+        """``get``, and whether the entry is in the last ``REFRESH_SHARE`` of its life.
+
+        The request path reads a key whose entry is due again in the background.
+        """
         entry = self._entries.get(digest)
         if entry is None:
-            return None
-        if entry.fresh_until < self._clock() or (
-            entry.expires_at is not None and entry.expires_at <= utcnow()
-        ):
+            return None, False
+        left = entry.fresh_until - self._clock()
+        if left < 0 or (entry.expires_at is not None and entry.expires_at <= utcnow()):
             self._entries.pop(digest, None)
-            return None
-        return entry.principal
+            return None, False
+        return entry.principal, left < self.ttl_s * self.REFRESH_SHARE
 
     def put(
         self, digest: str, principal: Principal, expires_at: datetime | None, generation: int

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
@@ -39,6 +40,7 @@ from modelcycle.errors import (
     NotFound,
     PermissionDenied,
 )
+from modelcycle.singleflight import SingleFlight
 from modelcycle.store import Page, Store, audit, encode_cursor
 from modelcycle.store.audit import AuditRecord
 from modelcycle.store.pagination import check_limit, decode_cursor
@@ -70,6 +72,7 @@ class AccessService:
     ):
         self._store = store
         self.principals = PrincipalCache(principal_ttl_s)
+        self._reads: SingleFlight[str, Principal] = SingleFlight()
         self.throttle = AuthThrottle(20, 60.0) if throttle is None else throttle
         """Failed authentications per client address; the HTTP layer consults it."""
 
@@ -124,14 +127,25 @@ class AccessService:
 
     # -- authentication ------------------------------------------------------------
 
-    def cached_principal(self, raw_key: str) -> Principal | None:
-        """The caller behind ``raw_key`` if it authenticated within the last few seconds.
+    async def authenticate_cached(self, raw_key: str) -> Principal:
+        """``authenticate`` for the request path, on the event loop: from memory when possible.
 
-        Never reads the database (the inference path calls it on the event loop);
-        ``None`` means "call ``authenticate``". See ``modelcycle.access.principals``
-        for how stale an entry may be.
+        A key that authenticated within the cache's TTL is answered at once, and read
+        again in the background in the last quarter of its entry's life, so a busy key
+        never waits for the database. Otherwise the database is read on a worker
+        thread, once however many requests present the key meanwhile (they await the
+        same read). See ``modelcycle.access.principals`` for how stale an entry may be.
         """
-        return self.principals.get(keys.hash_key(raw_key))
+        digest = keys.hash_key(raw_key)
+        principal, due = self.principals.lookup(digest)
+        if principal is not None:
+            if due and not self._reads.running(digest):
+                # A key refused meanwhile is forgotten by ``authenticate``.
+                self._reads.start(digest, lambda: self.authenticate(raw_key))
+            return principal
+        if self.principals.ttl_s <= 0:  # no cache: every request reads for itself
+            return await asyncio.to_thread(self.authenticate, raw_key)
+        return await self._reads.call(digest, lambda: self.authenticate(raw_key))
 
     def authenticate(self, raw_key: str) -> Principal:
         """The caller behind ``raw_key``; ``AuthenticationError`` when it is not valid.

@@ -11,7 +11,6 @@ from typing import Annotated, NoReturn
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from starlette.concurrency import run_in_threadpool
 
 from modelcycle.access import Principal
 from modelcycle.access.throttle import AuthThrottle, client_address
@@ -50,7 +49,8 @@ async def inference_principal(request: Request) -> Principal:
     """The caller of an OpenAI-compatible request; 401 as for ``get_principal``.
 
     The hot path: a key seen within ``auth_cache_ttl_s`` is answered from memory
-    on the event loop; only a miss reads the database, on a worker thread. It
+    on the event loop; only a miss reads the database, on a worker thread, once
+    however many requests present the key (``authenticate_cached``). It
     takes the request alone so that ``InferenceRoute`` can call it directly.
     """
     services: Services = request.app.state.services
@@ -60,11 +60,8 @@ async def inference_principal(request: Request) -> Principal:
     token = _bearer_token(request)
     if not token:
         _refuse_missing(request, access.throttle)
-    cached = access.cached_principal(token)
-    if cached is not None:
-        return cached
     try:
-        return await run_in_threadpool(access.authenticate, token)
+        return await access.authenticate_cached(token)
     except AuthenticationError:
         access.throttle.failed(client_address(request.scope))
         raise

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 from modelcycle import events
 from modelcycle.deploy import Deployment, Deployments, ResolvedVersion, resolve_active
 from modelcycle.errors import InvalidInput, NotFound, UpstreamError
 from modelcycle.hookspecs import hookimpl
+from modelcycle.singleflight import SingleFlight
 from modelcycle.store import Store
 
-K = TypeVar("K")
+K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 MAX_ENTRIES = 10_000
@@ -41,12 +42,10 @@ class DeploymentNotFound(NotFound):
 class _TTLMap(Generic[K, V]):
     """Values read by ``load`` (in a worker thread), each served for ``ttl_s`` seconds.
 
-    Under load every request would find an entry expired at the same moment and
-    each read the database in a thread of its own. Instead one read per key runs
-    at a time (the others await it), and an entry used in the last
-    ``REFRESH_SHARE`` of its life is read again in the background while it is
-    still served: a busy key never makes a request wait for the database, and
-    nothing is served after its ``ttl_s``.
+    One read per key runs at a time (``SingleFlight``: the others await it), and
+    an entry used in the last ``REFRESH_SHARE`` of its life is read again in the
+    background while it is still served: a busy key never makes a request wait
+    for the database, and nothing is served after its ``ttl_s``.
     """
 
     REFRESH_SHARE = 0.25
@@ -54,7 +53,7 @@ class _TTLMap(Generic[K, V]):
     def __init__(self, ttl_s: float, clock: Callable[[], float]):
         self.ttl_s, self._clock = ttl_s, clock
         self._entries: dict[K, tuple[float, V]] = {}
-        self._reads: dict[K, asyncio.Task[V]] = {}
+        self._reads: SingleFlight[K, V] = SingleFlight()
         self.generation = 0
 
     async def get(self, key: K, load: Callable[[K], V]) -> V:
@@ -64,28 +63,16 @@ class _TTLMap(Generic[K, V]):
             expires, value = found
             left = expires - self._clock()
             if left > 0:
-                if left < self.ttl_s * self.REFRESH_SHARE and key not in self._reads:
+                if left < self.ttl_s * self.REFRESH_SHARE and not self._reads.running(key):
                     self._read(key, load)  # in the background; this request goes on
                 return value
-        read = self._reads.get(key)
-        if read is None or read.get_loop() is not asyncio.get_running_loop():
-            read = self._read(key, load)
-        # A waiter that is cancelled must not cancel the read the others await.
-        return await asyncio.shield(read)
+        return await asyncio.shield(self._read(key, load))
 
     def _read(self, key: K, load: Callable[[K], V]) -> asyncio.Task[V]:
         generation = self.generation
-        read = asyncio.get_running_loop().create_task(asyncio.to_thread(load, key))
-        self._reads[key] = read
-
-        def done(task: asyncio.Task[V]) -> None:
-            if self._reads.get(key) is task:
-                del self._reads[key]
-            if not task.cancelled() and task.exception() is None:
-                self.put(key, task.result(), generation)
-
-        read.add_done_callback(done)
-        return read
+        return self._reads.start(
+            key, lambda: load(key), then=lambda value: self.put(key, value, generation)
+        )
 
     def put(self, key: K, value: V, generation: int) -> None:
         if generation != self.generation:
@@ -97,7 +84,7 @@ class _TTLMap(Generic[K, V]):
     def clear(self) -> None:
         self.generation += 1
         self._entries = {}
-        self._reads = {}  # reads begun before the change are not shared from now on
+        self._reads.forget()  # reads begun before the change are not shared from now on
 
 
 class Resolver:

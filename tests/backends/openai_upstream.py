@@ -15,7 +15,9 @@ behaviour (``then``), else ``ok``:
 - ``cut_clean``: a stream that ends cleanly after its first event, without
   ``finish_reason`` or ``[DONE]``;
 - ``("slow", N)``: a stream of N words, 50 ms apart; a caller that goes away
-  mid-way is counted in ``aborted``.
+  mid-way is counted in ``aborted``;
+- ``("think", N)``: a whole answer after N × 50 ms; a caller that goes away
+  meanwhile is counted in ``aborted``.
 """
 
 from __future__ import annotations
@@ -167,6 +169,12 @@ class MockUpstream:
             return True
         if isinstance(behaviour, tuple) and behaviour[0] == "slow":
             return await self._slow(reader, writer, behaviour[1])
+        if isinstance(behaviour, tuple) and behaviour[0] == "think":  # a long whole answer
+            for _ in range(behaviour[1]):
+                await asyncio.sleep(0.05)
+                if reader.at_eof():  # the caller closed its end
+                    self.aborted += 1
+                    return False
         if body.get("stream"):
             return await self._stream(writer, path, body, behaviour)
         writer.write(_response(200, json.dumps(self._whole(path, body)).encode()))

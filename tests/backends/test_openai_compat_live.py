@@ -112,7 +112,29 @@ def test_the_sync_sdk_chats_streams_and_calls_tools_over_sockets(
     assert chunks[-1].usage is not None
     assert tools.choices[0].message.tool_calls is not None
     assert tools.choices[0].message.tool_calls[0].function.name == "get_weather"  # type: ignore[union-attr]
-    assert upstream.connections == 1
+    # Reused: one connection for the stream (aiohttp), one for both whole answers (pyqwest).
+    assert upstream.connections == 2
+
+
+def test_a_client_that_disconnects_stops_the_upstream_whole_answer(
+    env: Env, upstream: MockUpstream, gateway_url: str
+) -> None:
+    upstream.then(("think", 200))  # answers after 10 s if nobody stopped it
+    body = {"model": "chat", "messages": USER}
+    headers = {"Authorization": f"Bearer {env.app_key.key}"}
+
+    with (
+        httpx.Client(base_url=gateway_url, headers=headers, timeout=0.5) as client,
+        pytest.raises(httpx.ReadTimeout),
+    ):
+        client.post("/v1/chat/completions", json=body)  # gives up and closes the connection
+    deadline = time.monotonic() + 5
+    while not upstream.aborted and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+    assert upstream.aborted == 1  # the gateway closed its upstream connection too
+    [event] = env.finished.events
+    assert (event.status, event.status_code) == ("cancelled", 499)
 
 
 def test_a_client_that_disconnects_stops_the_upstream_stream(

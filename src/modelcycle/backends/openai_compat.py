@@ -1,9 +1,11 @@
 """Kind ``openai``: any OpenAI-compatible upstream (vLLM, llama.cpp server, Ollama, TGI, OpenAI).
 
 One instance serves every version with the same upstream URL and params. It
-keeps one pooled keep-alive ``aiohttp`` session, created on the first call in
-the running event loop and closed by ``close()``, so a busy deployment reuses a
-handful of connections instead of opening one per request.
+keeps pooled keep-alive connections, closed by ``close()``, so a busy deployment
+reuses a handful of connections instead of opening one per request: whole
+answers through pyqwest (``openai_http``: the HTTP work runs off the event
+loop's thread), streams through an ``aiohttp`` session created on the first
+stream in the running event loop.
 
 The credential is read at call time, never stored on the instance: from the
 environment variable ``api_key_env`` names, or by decrypting the secret
@@ -37,6 +39,7 @@ from modelcycle.backends.base import (
     merge_params,
 )
 from modelcycle.backends.capabilities import FEATURES, Embeddings
+from modelcycle.backends.openai_http import WholeAnswers, connect_failure, is_dropped
 from modelcycle.backends.openai_params import check_source, parse_params
 from modelcycle.backends.openai_wire import (
     OPENAI_CHAT_FIELDS,
@@ -114,8 +117,9 @@ class OpenAICompatBackend:
             "User-Agent": f"modelcycle/{__version__}",
             **self.options.headers,
         }
-        self._session: aiohttp.ClientSession | None = None
+        self._session: aiohttp.ClientSession | None = None  # streams
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._whole = WholeAnswers(self.options)  # whole answers
 
     # -- Backend -----------------------------------------------------------------------
 
@@ -161,6 +165,7 @@ class OpenAICompatBackend:
 
     async def close(self) -> None:
         """Close the pooled connections."""
+        await self._whole.close()
         session, loop, self._session, self._loop = self._session, self._loop, None, None
         if session is None or session.closed:
             return
@@ -304,20 +309,14 @@ class OpenAICompatBackend:
     async def _post(self, path: str, body: dict[str, Any]) -> bytes:
         headers, credential = await self._request_headers()
         try:
-            async with self._client().post(
-                self.base_url + path,
-                data=orjson.dumps(body),
-                headers=headers,
-                allow_redirects=False,
-            ) as response:
-                payload = await response.read()
-                if response.status >= 300:  # redirects are not followed
-                    raise self._status_error(response.status, payload, credential)
-                return payload
-        except ModelcycleError:
-            raise
+            status, payload = await self._whole.post(
+                self.base_url + path, orjson.dumps(body), headers
+            )
         except Exception as exc:
             raise self._transport_error(exc) from None
+        if status >= 300:  # redirects are not followed
+            raise self._status_error(status, payload, credential)
+        return payload
 
     async def _stream(self, path: str, body: dict[str, Any], *, chat: bool) -> AsyncIterator[Chunk]:
         headers, credential = await self._request_headers()
@@ -371,9 +370,15 @@ class OpenAICompatBackend:
         if isinstance(exc, aiohttp.ClientConnectorError):
             reason = exc.os_error.strerror or type(exc.os_error).__name__
             return UpstreamError(f"cannot connect to the upstream: {reason}")
-        if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
+        if (refused := connect_failure(exc)) is not None:
+            return UpstreamError(f"cannot connect to the upstream: {refused}")
+        if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError) or (
+            is_dropped(exc)
+        ):
             return UpstreamError("the upstream dropped the connection", code="upstream_dropped")
-        if isinstance(exc, aiohttp.ClientError | OSError):
+        if isinstance(exc, aiohttp.ClientError | OSError) or type(exc).__module__.startswith(
+            "pyqwest"
+        ):
             return UpstreamError(f"the upstream connection failed: {type(exc).__name__}")
         raise exc
 

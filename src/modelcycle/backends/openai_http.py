@@ -1,0 +1,93 @@
+"""Whole answers from an OpenAI-compatible upstream, through pyqwest (hyper on tokio threads).
+
+A whole answer is one POST and one buffered body. With aiohttp the event loop's
+thread spent 85-105 µs of CPU on each (its Python request and response
+machinery); with pyqwest it spends ~27 µs, and the HTTP work runs on tokio's
+threads, off the core that runs the gateway's Python (measured side by side:
+``benchmarks/upstream_clients.py``). A call that is cancelled (a client went
+away, a deadline passed) closes its connection at once, so the upstream stops
+generating. Streams stay on aiohttp, which relays their events as they come.
+
+Redirects are not followed; connections are pooled per upstream address (at
+most ``max_connections``, idle ones kept ``keepalive_s``); the system's CA
+certificates are trusted next to the bundled ones; ``HTTP(S)_PROXY`` and
+``NO_PROXY`` apply, as for any HTTP client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from modelcycle.backends.openai_params import OpenAIParams
+from modelcycle.errors import MissingExtra
+
+if TYPE_CHECKING:
+    import pyqwest
+
+
+def _pyqwest() -> Any:
+    try:
+        import pyqwest
+    except ImportError as exc:  # a base dependency; only a broken install lacks it
+        raise MissingExtra("pyqwest", "all") from exc
+    return pyqwest
+
+
+class WholeAnswers:
+    """POSTs whose answer is read whole, over one pool of keep-alive connections."""
+
+    def __init__(self, options: OpenAIParams):
+        self._options = options
+        self._transport: pyqwest.HTTPTransport | None = None
+        self._client: pyqwest.Client | None = None
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes]:
+        """The status and body of the answer to ``body`` POSTed to ``url``."""
+        answer = await self._pool().post(url, headers=headers, content=body)
+        return answer.status, answer.content
+
+    def _pool(self) -> pyqwest.Client:
+        if self._client is not None:
+            return self._client
+        pyqwest = _pyqwest()
+        options = self._options
+        keepalive = options.keepalive_s
+        self._transport = pyqwest.HTTPTransport(
+            connect_timeout=options.connect_timeout_s,
+            read_timeout=options.timeout_s,
+            pool_idle_timeout=keepalive or None,
+            pool_max_idle_per_host=0 if keepalive == 0 else None,
+            max_connections_per_address=options.max_connections,
+            tls_include_system_certs=True,
+            follow_redirects=False,
+            enable_otel=False,  # the gateway records every call itself
+        )
+        self._client = pyqwest.Client(self._transport)
+        return self._client
+
+    async def close(self) -> None:
+        """Close the pooled connections."""
+        transport, self._transport, self._client = self._transport, None, None
+        if transport is not None:
+            await transport.aclose()
+
+
+def is_dropped(exc: BaseException) -> bool:
+    """Whether ``exc`` says the upstream broke the connection or the protocol mid-answer."""
+    module = type(exc).__module__
+    if not module.startswith("pyqwest"):
+        return False
+    pyqwest = _pyqwest()
+    return isinstance(exc, pyqwest.ReadError | pyqwest.RemoteProtocolError)
+
+
+def connect_failure(exc: BaseException) -> str | None:
+    """Why connecting failed, when ``exc`` is pyqwest's connection error; else ``None``.
+
+    pyqwest's message names the URL, then each cause; only the last (the operating
+    system's reason) is kept.
+    """
+    if type(exc) is not ConnectionError:
+        return None
+    return str(exc).rsplit(": ", 1)[-1] or "connection failed"

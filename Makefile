@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 
 .PHONY: run test lint typecheck layers pytest format clean bench-gateway \
 	bench-overhead bench-ttfb bench-memory bench-reliability bench-monitor-queries \
-	bench-trace-writer bench-tracing browser bench-ui
+	bench-trace-writer bench-tracing browser bench-ui bench-clients
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -83,16 +83,17 @@ format: $(DEV_STAMP)
 	$(BIN)/ruff check --fix src tests benchmarks examples
 
 # The gateway's performance goals (docs/performance.md); needs wrk. Not part of `make test`.
-# `make -k bench-gateway` runs all four even when one misses its goal.
-bench-gateway: bench-overhead bench-ttfb bench-memory bench-reliability
+# `make -k bench-gateway` runs them all even when one misses its goal.
+bench-gateway: bench-overhead bench-ttfb bench-memory bench-reliability bench-clients
 
-bench-overhead bench-ttfb bench-memory bench-reliability: $(DEV_STAMP)
+bench-overhead bench-ttfb bench-memory bench-reliability bench-clients: $(DEV_STAMP)
 	$(BIN)/python benchmarks/$(BENCH_$@).py
 
 BENCH_bench-overhead := gateway_overhead
 BENCH_bench-ttfb := streaming_ttfb
 BENCH_bench-memory := memory_soak
 BENCH_bench-reliability := reliability
+BENCH_bench-clients := upstream_clients
 
 # Trace search, trace detail and rollups over 1,000,000 synthetic traces in SQLite (the
 # first run builds and caches the file under the temp dir; docs/design/monitoring.md).

@@ -280,6 +280,8 @@ class SpanWriter:
 
 def _sqlite_time(value: datetime) -> str:
     """``value`` in SQLAlchemy's SQLite DATETIME text form (naive UTC, microseconds)."""
+    if value.tzinfo is UTC:  # the gateway's times: drop "+00:00" (half the cost of converting)
+        return value.isoformat(" ", "microseconds")[:26]
     if value.tzinfo is not None:
         value = value.astimezone(UTC).replace(tzinfo=None)
     return value.isoformat(" ", "microseconds")

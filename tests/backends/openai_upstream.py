@@ -16,7 +16,7 @@ behaviour (``then``), else ``ok``:
   ``finish_reason`` or ``[DONE]``;
 - ``("slow", N)``: a stream of N words, 50 ms apart; a caller that goes away
   mid-way is counted in ``aborted``;
-- ``("think", N)``: a whole answer after N × 50 ms; a caller that goes away
+- ``("think", N)``: a whole answer after N times 50 ms; a caller that goes away
   meanwhile is counted in ``aborted``.
 """
 
@@ -167,14 +167,8 @@ class MockUpstream:
             writer.write(_response(200, json.dumps(answer).encode()))
             await writer.drain()
             return True
-        if isinstance(behaviour, tuple) and behaviour[0] == "slow":
-            return await self._slow(reader, writer, behaviour[1])
-        if isinstance(behaviour, tuple) and behaviour[0] == "think":  # a long whole answer
-            for _ in range(behaviour[1]):
-                await asyncio.sleep(0.05)
-                if reader.at_eof():  # the caller closed its end
-                    self.aborted += 1
-                    return False
+        if isinstance(behaviour, tuple) and behaviour[0] in ("slow", "think"):
+            return await self._timed(reader, writer, path, body, behaviour)
         if body.get("stream"):
             return await self._stream(writer, path, body, behaviour)
         writer.write(_response(200, json.dumps(self._whole(path, body)).encode()))
@@ -265,6 +259,37 @@ class MockUpstream:
             writer.write(_chunk(event))
             await writer.drain()
         writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        return True
+
+    async def _timed(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        path: str,
+        body: dict[str, Any],
+        behaviour: tuple[str, int],
+    ) -> bool:
+        kind, count = behaviour
+        if kind == "slow":
+            return await self._slow(reader, writer, count)
+        return await self._think(reader, writer, path, body, count)
+
+    async def _think(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        path: str,
+        body: dict[str, Any],
+        ticks: int,
+    ) -> bool:
+        """A whole answer after ``ticks`` times 50 ms, unless the caller goes away first."""
+        for _ in range(ticks):
+            await asyncio.sleep(0.05)
+            if reader.at_eof():  # the caller closed its end
+                self.aborted += 1
+                return False
+        writer.write(_response(200, json.dumps(self._whole(path, body)).encode()))
         await writer.drain()
         return True
 

@@ -20,6 +20,8 @@ from backends.openai_env import TOOLS, gateway_env, openai_version
 from backends.openai_upstream import REPLY, MockUpstream
 from gateway.harness import Env
 from modelcycle.settings import Settings
+from modelcycle.testing import register
+from modelcycle.types import BackendKind
 
 USER = [{"role": "user", "content": "Say hello."}]
 
@@ -372,3 +374,31 @@ async def test_an_unreachable_upstream_falls_back(
     assert answer.choices[0].message.content == "Hello from the spare."
     assert failed.value.status_code == 502
     assert "dropped the connection" in failed.value.message
+
+
+async def test_whole_answers_and_streams_both_go_through_the_environments_proxy(
+    env: Env, upstream: MockUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(name, upstream.url.split("/v1")[0])  # it answers as a proxy too
+    nowhere = register(
+        env.services,
+        env.admin.principal,
+        "behind-proxy",
+        source="http://10.255.255.1:9/v1",  # unroutable: only the proxy can reach "it"
+        backend=BackendKind.OPENAI,
+        params={"model": "upstream-model"},
+    )
+    env.deploy("proxied", (f"behind-proxy@{nowhere.version}", 100))
+    client = env.openai()
+
+    whole = await client.chat.completions.create(model="proxied", messages=USER)
+    stream = await client.chat.completions.create(model="proxied", messages=USER, stream=True)
+    streamed = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+
+    assert whole.choices[0].message.content == REPLY
+    assert streamed == REPLY
+    # Both asked the proxy for the absolute URL, as HTTP proxies are asked.
+    assert [r.path for r in upstream.requests] == ["http://10.255.255.1:9/v1/chat/completions"] * 2

@@ -257,8 +257,9 @@ class OpenAICompatBackend:
             sock_connect=self.options.connect_timeout_s,
             sock_read=self.options.timeout_s,
         )
+        # trust_env: HTTP(S)_PROXY and NO_PROXY apply, as they do to whole answers (pyqwest).
         created: aiohttp.ClientSession = http.ClientSession(
-            connector=connector, timeout=timeout, raise_for_status=False
+            connector=connector, timeout=timeout, raise_for_status=False, trust_env=True
         )
         # A session made on another (finished) loop cannot be reused here.
         self._session, self._loop = created, loop

@@ -11,7 +11,7 @@ generating. Streams stay on aiohttp, which relays their events as they come.
 Redirects are not followed; connections are pooled per upstream address (at
 most ``max_connections``, idle ones kept ``keepalive_s``); the system's CA
 certificates are trusted next to the bundled ones; ``HTTP(S)_PROXY`` and
-``NO_PROXY`` apply, as for any HTTP client.
+``NO_PROXY`` apply, as for any HTTP client (and for streams: aiohttp's ``trust_env``).
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ import pytest
 from backends.openai_env import TOOLS, gateway_env, openai_version
 from backends.openai_upstream import REPLY, MockUpstream
 from gateway.harness import Env
+from modelcycle.backends.openai_http import environment_proxy
 from modelcycle.settings import Settings
 from modelcycle.testing import register
 from modelcycle.types import BackendKind
@@ -402,3 +403,18 @@ async def test_whole_answers_and_streams_both_go_through_the_environments_proxy(
     assert streamed == REPLY
     # Both asked the proxy for the absolute URL, as HTTP proxies are asked.
     assert [r.path for r in upstream.requests] == ["http://10.255.255.1:9/v1/chat/completions"] * 2
+
+
+def test_no_proxy_exempts_its_hosts_from_the_environments_proxy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "vllm.internal,10.0.0.5")
+
+    assert environment_proxy("http://api.example/v1") == "http://proxy.example:3128"
+    assert environment_proxy("http://vllm.internal:8000/v1") is None
+    assert environment_proxy("http://gpu.vllm.internal/v1") is None  # subdomains too
+    assert environment_proxy("http://10.0.0.5:8000/v1") is None
+    assert environment_proxy("https://api.example/v1") is None  # no HTTPS_PROXY set

@@ -39,7 +39,12 @@ from modelcycle.backends.base import (
     merge_params,
 )
 from modelcycle.backends.capabilities import FEATURES, Embeddings
-from modelcycle.backends.openai_http import WholeAnswers, connect_failure, is_dropped
+from modelcycle.backends.openai_http import (
+    WholeAnswers,
+    connect_failure,
+    environment_proxy,
+    is_dropped,
+)
 from modelcycle.backends.openai_params import check_source, parse_params
 from modelcycle.backends.openai_wire import (
     OPENAI_CHAT_FIELDS,
@@ -257,9 +262,14 @@ class OpenAICompatBackend:
             sock_connect=self.options.connect_timeout_s,
             sock_read=self.options.timeout_s,
         )
-        # trust_env: HTTP(S)_PROXY and NO_PROXY apply, as they do to whole answers (pyqwest).
+        # HTTP(S)_PROXY and NO_PROXY apply, as they do to whole answers (pyqwest). Read
+        # once here: aiohttp's trust_env reads them (and ~/.netrc) on every request,
+        # which cost a stream's first byte 0.5 ms (benchmarks/streaming_ttfb.py).
         created: aiohttp.ClientSession = http.ClientSession(
-            connector=connector, timeout=timeout, raise_for_status=False, trust_env=True
+            connector=connector,
+            timeout=timeout,
+            raise_for_status=False,
+            proxy=environment_proxy(self.base_url),
         )
         # A session made on another (finished) loop cannot be reused here.
         self._session, self._loop = created, loop

@@ -11,13 +11,15 @@ generating. Streams stay on aiohttp, which relays their events as they come.
 Redirects are not followed; connections are pooled per upstream address (at
 most ``max_connections``, idle ones kept ``keepalive_s``); the system's CA
 certificates are trusted next to the bundled ones; ``HTTP(S)_PROXY`` and
-``NO_PROXY`` apply, as for any HTTP client (and for streams: aiohttp's ``trust_env``).
+``NO_PROXY`` apply, as for any HTTP client (to streams too: ``environment_proxy``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+from urllib.request import getproxies_environment, proxy_bypass
 
 from modelcycle.backends.openai_params import OpenAIParams
 from modelcycle.errors import MissingExtra
@@ -71,6 +73,15 @@ class WholeAnswers:
         transport, self._transport, self._client = self._transport, None, None
         if transport is not None:
             await transport.aclose()
+
+
+def environment_proxy(url: str) -> str | None:
+    """The proxy ``HTTP(S)_PROXY`` names for ``url``, unless ``NO_PROXY`` exempts its host."""
+    parts = urlsplit(url)
+    proxies = getproxies_environment()
+    if not parts.hostname or proxy_bypass(parts.hostname):
+        return None
+    return proxies.get(parts.scheme)
 
 
 def is_dropped(exc: BaseException) -> bool:

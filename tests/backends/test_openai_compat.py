@@ -418,3 +418,18 @@ def test_no_proxy_exempts_its_hosts_from_the_environments_proxy(
     assert environment_proxy("http://gpu.vllm.internal/v1") is None  # subdomains too
     assert environment_proxy("http://10.0.0.5:8000/v1") is None
     assert environment_proxy("https://api.example/v1") is None  # no HTTPS_PROXY set
+
+
+async def test_whole_answers_in_flight_are_bounded_by_max_connections(
+    env: Env, upstream: MockUpstream
+) -> None:
+    env.deploy("narrow", (openai_version(env, "narrow", upstream, max_connections=2), 100))
+    upstream.then(*[("think", 4)] * 6)  # each answer takes 200 ms
+    client = env.openai()
+
+    answers = await asyncio.gather(
+        *(client.chat.completions.create(model="narrow", messages=USER) for _ in range(6))
+    )
+
+    assert [a.choices[0].message.content for a in answers] == [REPLY] * 6
+    assert upstream.connections == 2  # the others waited for a slot, then reused a connection

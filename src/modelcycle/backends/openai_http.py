@@ -16,6 +16,7 @@ certificates are trusted next to the bundled ones; ``HTTP(S)_PROXY`` and
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -43,11 +44,25 @@ class WholeAnswers:
         self._options = options
         self._transport: pyqwest.HTTPTransport | None = None
         self._client: pyqwest.Client | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._slots_loop: asyncio.AbstractEventLoop | None = None
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes]:
-        """The status and body of the answer to ``body`` POSTed to ``url``."""
-        answer = await self._pool().post(url, headers=headers, content=body)
+        """The status and body of the answer to ``body`` POSTed to ``url``.
+
+        At most ``max_connections`` calls are in flight; the others wait for a slot
+        (pyqwest itself does not bound its HTTP/1 connections).
+        """
+        async with self._in_flight():
+            answer = await self._pool().post(url, headers=headers, content=body)
         return answer.status, answer.content
+
+    def _in_flight(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._slots_loop is not loop:  # a semaphore serves one loop
+            self._slots = asyncio.Semaphore(self._options.max_connections)
+            self._slots_loop = loop
+        return self._slots
 
     def _pool(self) -> pyqwest.Client:
         if self._client is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 
@@ -19,7 +20,10 @@ import pytest
 from backends.openai_env import TOOLS, gateway_env, openai_version
 from backends.openai_upstream import REPLY, MockUpstream
 from gateway.harness import Env
+from modelcycle.backends.base import GenerationParams, Message
+from modelcycle.backends.openai_compat import OpenAICompatBackend
 from modelcycle.backends.openai_http import environment_proxy
+from modelcycle.errors import UpstreamError
 from modelcycle.settings import Settings
 from modelcycle.testing import register
 from modelcycle.types import BackendKind
@@ -433,3 +437,18 @@ async def test_whole_answers_in_flight_are_bounded_by_max_connections(
 
     assert [a.choices[0].message.content for a in answers] == [REPLY] * 6
     assert upstream.connections == 2  # the others waited for a slot, then reused a connection
+
+
+async def test_an_upstream_that_refuses_connections_is_named_by_the_reason_not_the_url() -> None:
+    with socket.socket() as sock:  # a port nobody listens on once this closes
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    backend = OpenAICompatBackend(f"http://127.0.0.1:{port}/v1", {"model": "m"})
+    try:
+        with pytest.raises(UpstreamError) as failed:
+            await backend.chat([Message(role="user", content="hi")], GenerationParams())
+    finally:
+        await backend.close()
+
+    assert failed.value.message.startswith("cannot connect to the upstream: Connection refused")
+    assert str(port) not in failed.value.message  # the URL stays in the log, not the answer

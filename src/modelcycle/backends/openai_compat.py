@@ -41,9 +41,9 @@ from modelcycle.backends.base import (
 from modelcycle.backends.capabilities import FEATURES, Embeddings
 from modelcycle.backends.openai_http import (
     WholeAnswers,
-    connect_failure,
     environment_proxy,
-    is_dropped,
+    pyqwest_failure,
+    required,
 )
 from modelcycle.backends.openai_params import check_source, parse_params
 from modelcycle.backends.openai_wire import (
@@ -60,7 +60,6 @@ from modelcycle.backends.openai_wire import (
 from modelcycle.backends.prompting import apply_prompt_params, with_prompt_params
 from modelcycle.errors import (
     InvalidInput,
-    MissingExtra,
     ModelcycleError,
     NotFound,
     UpstreamError,
@@ -89,14 +88,6 @@ class SecretReader(Protocol):
 
 def _wire_message(message: Message) -> dict[str, str]:
     return {"role": message.role, "content": message.content}
-
-
-def _aiohttp() -> Any:
-    try:
-        import aiohttp
-    except ImportError as exc:  # a base dependency; only a broken install lacks it
-        raise MissingExtra("aiohttp", "all") from exc
-    return aiohttp
 
 
 class OpenAICompatBackend:
@@ -249,7 +240,7 @@ class OpenAICompatBackend:
         session = self._session
         if session is not None and not session.closed and self._loop is loop:
             return session
-        http = _aiohttp()
+        http = required("aiohttp")
         keepalive = self.options.keepalive_s
         connector = http.TCPConnector(
             limit=self.options.max_connections,
@@ -372,24 +363,20 @@ class OpenAICompatBackend:
         return status_error(status, payload, credential)
 
     def _transport_error(self, exc: Exception) -> ModelcycleError:
-        aiohttp = _aiohttp()
+        aiohttp = required("aiohttp")
         log.warning("openai upstream %s failed: %s", self.base_url, type(exc).__name__)
         if isinstance(exc, TimeoutError):
             limit = self.options.timeout_s
             within = f" within {limit:g} s" if limit else " in time"
             return UpstreamTimeout(f"the upstream did not answer{within}", code="timeout")
+        if (failure := pyqwest_failure(exc)) is not None:  # whole answers
+            return failure
         if isinstance(exc, aiohttp.ClientConnectorError):
             reason = exc.os_error.strerror or type(exc.os_error).__name__
             return UpstreamError(f"cannot connect to the upstream: {reason}")
-        if (refused := connect_failure(exc)) is not None:
-            return UpstreamError(f"cannot connect to the upstream: {refused}")
-        if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError) or (
-            is_dropped(exc)
-        ):
+        if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
             return UpstreamError("the upstream dropped the connection", code="upstream_dropped")
-        if isinstance(exc, aiohttp.ClientError | OSError) or type(exc).__module__.startswith(
-            "pyqwest"
-        ):
+        if isinstance(exc, aiohttp.ClientError | OSError):
             return UpstreamError(f"the upstream connection failed: {type(exc).__name__}")
         raise exc
 

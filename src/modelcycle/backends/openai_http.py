@@ -17,24 +17,25 @@ certificates are trusted next to the bundled ones; ``HTTP(S)_PROXY`` and
 from __future__ import annotations
 
 import asyncio
+import importlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from urllib.request import getproxies_environment, proxy_bypass
 
 from modelcycle.backends.openai_params import OpenAIParams
-from modelcycle.errors import MissingExtra
+from modelcycle.errors import MissingExtra, UpstreamError
 
 if TYPE_CHECKING:
     import pyqwest
 
 
-def _pyqwest() -> Any:
+def required(module: str) -> Any:
+    """A base dependency, imported when first needed; only a broken install lacks it."""
     try:
-        import pyqwest
-    except ImportError as exc:  # a base dependency; only a broken install lacks it
-        raise MissingExtra("pyqwest", "all") from exc
-    return pyqwest
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingExtra(module, "all") from exc
 
 
 class WholeAnswers:
@@ -67,7 +68,7 @@ class WholeAnswers:
     def _pool(self) -> pyqwest.Client:
         if self._client is not None:
             return self._client
-        pyqwest = _pyqwest()
+        pyqwest = required("pyqwest")
         options = self._options
         keepalive = options.keepalive_s
         self._transport = pyqwest.HTTPTransport(
@@ -99,21 +100,19 @@ def environment_proxy(url: str) -> str | None:
     return proxies.get(parts.scheme)
 
 
-def is_dropped(exc: BaseException) -> bool:
-    """Whether ``exc`` says the upstream broke the connection or the protocol mid-answer."""
-    module = type(exc).__module__
-    if not module.startswith("pyqwest"):
-        return False
-    pyqwest = _pyqwest()
-    return isinstance(exc, pyqwest.ReadError | pyqwest.RemoteProtocolError)
+def pyqwest_failure(exc: BaseException) -> UpstreamError | None:
+    """What a failure of pyqwest's tells the client; ``None`` for anything else.
 
-
-def connect_failure(exc: BaseException) -> str | None:
-    """Why connecting failed, when ``exc`` is pyqwest's connection error; else ``None``.
-
-    pyqwest's message names the URL, then each cause; only the last (the operating
+    pyqwest raises the built-in ``ConnectionError`` when it cannot connect, with a
+    message naming the URL and then each cause: only the last (the operating
     system's reason) is kept.
     """
-    if type(exc) is not ConnectionError:
+    if type(exc) is ConnectionError:
+        reason = str(exc).rsplit(": ", 1)[-1] or "connection failed"
+        return UpstreamError(f"cannot connect to the upstream: {reason}")
+    if not type(exc).__module__.startswith("pyqwest"):
         return None
-    return str(exc).rsplit(": ", 1)[-1] or "connection failed"
+    pyqwest = required("pyqwest")
+    if isinstance(exc, pyqwest.ReadError | pyqwest.RemoteProtocolError):
+        return UpstreamError("the upstream dropped the connection", code="upstream_dropped")
+    return UpstreamError(f"the upstream connection failed: {type(exc).__name__}")

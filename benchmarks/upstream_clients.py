@@ -1,11 +1,12 @@
-"""The upstream HTTP client of kind ``openai``: aiohttp vs pyqwest, side by side in one run.
+"""Upstream HTTP clients of kind ``openai``: aiohttp, pyqwest, plain_http, side by side.
 
 The gateway's Python runs on one thread, so what bounds its requests/s is the CPU
 that thread spends per request. This benchmark POSTs the gateway's whole-answer
 request to the mock upstream (16 concurrent callers, one event loop with uvloop)
 through each client in interleaved rounds and prints, per request, the CPU time
 of the event loop's thread, of the whole process (pyqwest's tokio threads
-included) and the requests/s.
+included) and the requests/s. ``plain_http`` serves ``http://`` upstreams, pyqwest
+TLS and proxied ones; aiohttp was the client before both.
 
     .venv/bin/python benchmarks/upstream_clients.py [--requests 3000] [--rounds 4]
 """
@@ -24,6 +25,9 @@ import harness
 import orjson
 import pyqwest
 import uvloop
+
+from modelcycle.backends.openai_params import parse_params
+from modelcycle.backends.plain_http import PlainHTTPPool, plain_target
 
 BODY = orjson.dumps(orjson.loads(harness.CHAT_BODY))
 HEADERS = {"Content-Type": "application/json", "User-Agent": "modelcycle-bench"}
@@ -89,12 +93,29 @@ async def with_pyqwest(url: str, requests: int) -> Round:
         await transport.aclose()
 
 
+async def with_plain_http(url: str, requests: int) -> Round:
+    """As ``modelcycle.backends.plain_http`` calls ``http://`` upstreams now."""
+    pool = PlainHTTPPool(parse_params({}))
+    target = plain_target(url)
+    assert target is not None
+
+    async def call() -> bytes:
+        status, content = await pool.post(target, BODY, HEADERS)
+        assert status == 200
+        return content
+
+    try:
+        return await drive(call, requests)
+    finally:
+        await pool.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=3000, help="requests per round")
     parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds per client")
     args = parser.parse_args()
-    clients = {"aiohttp": with_aiohttp, "pyqwest": with_pyqwest}
+    clients = {"aiohttp": with_aiohttp, "pyqwest": with_pyqwest, "plain_http": with_plain_http}
     rounds: dict[str, list[Round]] = {name: [] for name in clients}
     with harness.servers() as stack:
         url = f"{harness.start_upstream(stack).url}/v1/chat/completions"
@@ -102,14 +123,17 @@ def main() -> None:
             for name, run in clients.items():
                 rounds[name].append(uvloop.run(run(url, args.requests)))
     print(f"{'client':10} {'loop thread µs/req':>19} {'process µs/req':>15} {'req/s':>8}")
-    medians = {}
+    medians, processes = {}, {}
     for name, found in rounds.items():
         medians[name] = statistics.median(r.loop_thread_us for r in found)
-        process = statistics.median(r.process_us for r in found)
+        process = processes[name] = statistics.median(r.process_us for r in found)
         rps = statistics.median(r.rps for r in found)
         print(f"{name:10} {medians[name]:19.1f} {process:15.1f} {rps:8.0f}")
-    ratio = medians["pyqwest"] / medians["aiohttp"]
-    print(f"pyqwest/aiohttp CPU of the event loop's thread per request: {ratio:.2f}")
+    plain_vs_pyqwest = processes["plain_http"] / processes["pyqwest"]
+    for name in ("pyqwest", "plain_http"):
+        ratio = medians[name] / medians["aiohttp"]
+        print(f"{name}/aiohttp CPU of the event loop's thread per request: {ratio:.2f}")
+    print(f"plain_http/pyqwest CPU of the whole process per request: {plain_vs_pyqwest:.2f}")
 
 
 if __name__ == "__main__":

@@ -359,7 +359,7 @@ async def test_sequential_requests_share_one_connection_per_kind_of_answer(
         await client.chat.completions.create(model=chat, messages=USER)
 
     assert len(upstream.requests) == 20
-    # Streams (aiohttp) and whole answers (pyqwest) each keep one connection alive.
+    # Streams (aiohttp) and whole answers (plain_http) each keep one connection alive.
     assert upstream.connections == 2
 
 

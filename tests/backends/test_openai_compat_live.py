@@ -112,7 +112,7 @@ def test_the_sync_sdk_chats_streams_and_calls_tools_over_sockets(
     assert chunks[-1].usage is not None
     assert tools.choices[0].message.tool_calls is not None
     assert tools.choices[0].message.tool_calls[0].function.name == "get_weather"  # type: ignore[union-attr]
-    # Reused: one connection for the stream (aiohttp), one for both whole answers (pyqwest).
+    # Reused: one connection for the stream (aiohttp), one for both whole answers (plain_http).
     assert upstream.connections == 2
 
 

@@ -42,6 +42,7 @@ from modelcycle.backends.capabilities import FEATURES, Embeddings
 from modelcycle.backends.openai_http import (
     WholeAnswers,
     environment_proxy,
+    plain_failure,
     pyqwest_failure,
     required,
 )
@@ -369,7 +370,7 @@ class OpenAICompatBackend:
             limit = self.options.timeout_s
             within = f" within {limit:g} s" if limit else " in time"
             return UpstreamTimeout(f"the upstream did not answer{within}", code="timeout")
-        if (failure := pyqwest_failure(exc)) is not None:  # whole answers
+        if (failure := plain_failure(exc) or pyqwest_failure(exc)) is not None:  # whole answers
             return failure
         if isinstance(exc, aiohttp.ClientConnectorError):
             reason = exc.os_error.strerror or type(exc.os_error).__name__

@@ -8,6 +8,12 @@ threads, off the core that runs the gateway's Python (measured side by side:
 away, a deadline passed) closes its connection at once, so the upstream stops
 generating. Streams stay on aiohttp, which relays their events as they come.
 
+A plain ``http://`` upstream with no proxy (vLLM or a llama.cpp server on the
+cluster's network) is called on the event loop itself instead
+(``modelcycle.backends.plain_http``): one write and one parsed read per answer
+cost that thread ~23 µs and no other thread anything, against pyqwest's ~31 µs
+plus ~100 µs on tokio's threads.
+
 Redirects are not followed; connections are pooled per upstream address (at
 most ``max_connections``, idle ones kept ``keepalive_s``); the system's CA
 certificates are trusted next to the bundled ones; ``HTTP(S)_PROXY`` and
@@ -18,12 +24,19 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from urllib.request import getproxies_environment, proxy_bypass
 
 from modelcycle.backends.openai_params import OpenAIParams
+from modelcycle.backends.plain_http import (
+    CannotConnect,
+    PlainHTTPError,
+    PlainHTTPPool,
+    Target,
+    UpstreamClosed,
+    plain_target,
+)
 from modelcycle.errors import MissingExtra, UpstreamError
 
 if TYPE_CHECKING:
@@ -47,14 +60,23 @@ class WholeAnswers:
         self._client: pyqwest.Client | None = None
         self._slots: asyncio.Semaphore | None = None
         self._slots_loop: asyncio.AbstractEventLoop | None = None
+        self._plain = PlainHTTPPool(options)
+        self._targets: dict[str, Target | None] = {}
+        """URL -> where ``plain_http`` sends it; ``None``: through pyqwest."""
 
-    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes]:
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
         """The status and body of the answer to ``body`` POSTed to ``url``.
 
         At most ``max_connections`` calls are in flight; the others wait for a slot
         (pyqwest itself does not bound its HTTP/1 connections).
         """
+        try:
+            target = self._targets[url]
+        except KeyError:
+            target = self._targets[url] = _plain_target(url)
         async with self._in_flight():
+            if target is not None:
+                return await self._plain.post(target, body, headers)
             answer = await self._pool().post(url, headers=headers, content=body)
         return answer.status, answer.content
 
@@ -86,9 +108,15 @@ class WholeAnswers:
 
     async def close(self) -> None:
         """Close the pooled connections."""
+        await self._plain.close()
         transport, self._transport, self._client = self._transport, None, None
         if transport is not None:
             await transport.aclose()
+
+
+def _plain_target(url: str) -> Target | None:
+    """Where ``plain_http`` sends ``url``: ``None`` for TLS or a proxy (pyqwest's)."""
+    return None if environment_proxy(url) else plain_target(url)
 
 
 def environment_proxy(url: str) -> str | None:
@@ -98,6 +126,17 @@ def environment_proxy(url: str) -> str | None:
     if not parts.hostname or proxy_bypass(parts.hostname):
         return None
     return proxies.get(parts.scheme)
+
+
+def plain_failure(exc: BaseException) -> UpstreamError | None:
+    """What a failure of ``plain_http``'s tells the client; ``None`` for anything else."""
+    if isinstance(exc, CannotConnect):
+        return UpstreamError(f"cannot connect to the upstream: {exc}")
+    if isinstance(exc, UpstreamClosed):
+        return UpstreamError("the upstream dropped the connection", code="upstream_dropped")
+    if isinstance(exc, PlainHTTPError):
+        return UpstreamError(str(exc))
+    return None
 
 
 def pyqwest_failure(exc: BaseException) -> UpstreamError | None:

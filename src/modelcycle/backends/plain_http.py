@@ -247,17 +247,22 @@ class PlainHTTPPool:
         finally:
             if timer is not None:
                 timer.cancel()
-        if connection.keep_alive and not connection.closed and self._keeps(connection):
+        if connection.keep_alive and not connection.closed and self._keeps(connection, loop):
             connection.idle_since = time.monotonic()
             self._idle.setdefault((target.host, target.port), deque()).append(connection)
             if self._sweep is None:
-                self._sweep = loop.call_later(self._options.keepalive_s, self._close_idle)
+                self._sweep = loop.call_later(self._options.keepalive_s, self._close_idle, loop)
         else:
             connection.abort()
         return answer
 
-    def _keeps(self, connection: _Connection) -> bool:
-        return self._options.keepalive_s > 0 and connection.generation == self._generation
+    def _keeps(self, connection: _Connection, loop: asyncio.AbstractEventLoop) -> bool:
+        # Not when the pool has moved to another loop meanwhile (a thread's own loop).
+        return (
+            self._options.keepalive_s > 0
+            and connection.generation == self._generation
+            and self._loop is loop
+        )
 
     def _take(self, target: Target) -> _Connection | None:
         idle = self._idle.get((target.host, target.port))
@@ -281,8 +286,10 @@ class PlainHTTPPool:
             raise CannotConnect(_reason(exc)) from None
         return connection
 
-    def _close_idle(self) -> None:
+    def _close_idle(self, loop: asyncio.AbstractEventLoop) -> None:
         """Close connections idle for ``keepalive_s``; look again while some remain."""
+        if loop is not self._loop:
+            return  # scheduled before the pool moved to another loop: not its connections
         self._sweep = None
         limit = self._options.keepalive_s
         oldest = time.monotonic() - limit
@@ -291,8 +298,8 @@ class PlainHTTPPool:
             while connections and (connections[0].closed or connections[0].idle_since <= oldest):
                 connections.popleft().abort()
             remaining = remaining or bool(connections)
-        if remaining and self._loop is not None:
-            self._sweep = self._loop.call_later(limit / 2, self._close_idle)
+        if remaining:
+            self._sweep = loop.call_later(limit / 2, self._close_idle, loop)
 
     # -- the request's bytes -----------------------------------------------------------
 

@@ -328,3 +328,29 @@ def test_only_plain_http_urls_have_a_target() -> None:
         "vllm", 8000, "/v1/chat/completions?api-version=1", "vllm:8000"
     )
     assert plain_target("http://[::1]/v1") == Target("::1", 80, "/v1", "[::1]")
+
+
+async def test_a_close_after_a_bodiless_answer_does_not_repeat_that_answer(
+    serve: Callable[[Answerer], Awaitable[RawUpstream]],
+) -> None:
+    """A 204 has no length; the next request's connection closing is a failure, not a 204."""
+    calls = 0
+
+    async def no_content_then_drop(
+        _: asyncio.StreamReader, writer: asyncio.StreamWriter, __: bytes
+    ) -> bool:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            return False  # closes without answering
+        writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+        await writer.drain()
+        return True
+
+    upstream = await serve(no_content_then_drop)
+    client = pool()
+
+    assert await client.post(upstream.target, BODY, HEADERS) == (204, b"")
+    with pytest.raises(UpstreamClosed):
+        await client.post(upstream.target, BODY, HEADERS)
+    await client.close()

@@ -105,7 +105,10 @@ class _Connection(asyncio.Protocol):
         """Write one request; ``waiter`` gets its answer, or the reason there is none."""
         assert self.transport is not None
         self._waiter = waiter
-        self.keep_alive = False
+        self.keep_alive = self._headers_done = self._framed = False  # nothing of it yet
+        if self.closed:  # lost since it was taken: a write would vanish without a word
+            waiter.set_exception(UpstreamClosed("the upstream dropped the connection"))
+            return
         self.transport.write(data)
 
     def abort(self) -> None:

@@ -100,6 +100,22 @@ async def ok(_: asyncio.StreamReader, writer: asyncio.StreamWriter, request: byt
     return True
 
 
+async def drop(_: asyncio.StreamReader, __: asyncio.StreamWriter, ___: bytes) -> bool:
+    return False  # closes without answering
+
+
+def in_turn(*answerers: Answerer) -> Answerer:
+    """The n-th request answered by the n-th of ``answerers`` (the last one from then on)."""
+    calls = 0
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, r: bytes) -> bool:
+        nonlocal calls
+        calls += 1
+        return await answerers[min(calls, len(answerers)) - 1](reader, writer, r)
+
+    return answer
+
+
 async def until_closed(upstream: RawUpstream, count: int = 1) -> None:
     async with asyncio.timeout(5):
         while upstream.closed_by_client < count:
@@ -160,20 +176,12 @@ async def test_chunked_compressed_and_close_delimited_answers_are_read_whole(
 async def test_an_answer_cut_short_fails_and_its_connection_is_never_reused(
     serve: Callable[[Answerer], Awaitable[RawUpstream]],
 ) -> None:
-    calls = 0
+    async def cut_short(_: asyncio.StreamReader, writer: asyncio.StreamWriter, __: bytes) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b")
+        await writer.drain()
+        return False
 
-    async def cut_first(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, r: bytes
-    ) -> bool:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b")
-            await writer.drain()
-            return False
-        return await ok(reader, writer, r)
-
-    upstream = await serve(cut_first)
+    upstream = await serve(in_turn(cut_short, ok))
     client = pool()
 
     with pytest.raises(UpstreamClosed, match="dropped the connection"):
@@ -334,20 +342,13 @@ async def test_a_close_after_a_bodiless_answer_does_not_repeat_that_answer(
     serve: Callable[[Answerer], Awaitable[RawUpstream]],
 ) -> None:
     """A 204 has no length; the next request's connection closing is a failure, not a 204."""
-    calls = 0
 
-    async def no_content_then_drop(
-        _: asyncio.StreamReader, writer: asyncio.StreamWriter, __: bytes
-    ) -> bool:
-        nonlocal calls
-        calls += 1
-        if calls == 2:
-            return False  # closes without answering
+    async def no_content(_: asyncio.StreamReader, writer: asyncio.StreamWriter, __: bytes) -> bool:
         writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
         await writer.drain()
         return True
 
-    upstream = await serve(no_content_then_drop)
+    upstream = await serve(in_turn(no_content, drop))
     client = pool()
 
     assert await client.post(upstream.target, BODY, HEADERS) == (204, b"")

@@ -58,6 +58,7 @@ from modelcycle.backends.openai_wire import (
     sse_data,
     status_error,
 )
+from modelcycle.backends.plain_http import DROPPED
 from modelcycle.backends.prompting import apply_prompt_params, with_prompt_params
 from modelcycle.errors import (
     InvalidInput,
@@ -376,7 +377,7 @@ class OpenAICompatBackend:
             reason = exc.os_error.strerror or type(exc.os_error).__name__
             return UpstreamError(f"cannot connect to the upstream: {reason}")
         if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
-            return UpstreamError("the upstream dropped the connection", code="upstream_dropped")
+            return UpstreamError(DROPPED, code="upstream_dropped")
         if isinstance(exc, aiohttp.ClientError | OSError):
             return UpstreamError(f"the upstream connection failed: {type(exc).__name__}")
         raise exc

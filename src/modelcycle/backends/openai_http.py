@@ -30,6 +30,7 @@ from urllib.request import getproxies_environment, proxy_bypass
 
 from modelcycle.backends.openai_params import OpenAIParams
 from modelcycle.backends.plain_http import (
+    DROPPED,
     CannotConnect,
     PlainHTTPError,
     PlainHTTPPool,
@@ -133,7 +134,7 @@ def plain_failure(exc: BaseException) -> UpstreamError | None:
     if isinstance(exc, CannotConnect):
         return UpstreamError(f"cannot connect to the upstream: {exc}")
     if isinstance(exc, UpstreamClosed):
-        return UpstreamError("the upstream dropped the connection", code="upstream_dropped")
+        return UpstreamError(DROPPED, code="upstream_dropped")
     if isinstance(exc, PlainHTTPError):
         return UpstreamError(str(exc))
     return None
@@ -153,5 +154,5 @@ def pyqwest_failure(exc: BaseException) -> UpstreamError | None:
         return None
     pyqwest = required("pyqwest")
     if isinstance(exc, pyqwest.ReadError | pyqwest.RemoteProtocolError):
-        return UpstreamError("the upstream dropped the connection", code="upstream_dropped")
+        return UpstreamError(DROPPED, code="upstream_dropped")
     return UpstreamError(f"the upstream connection failed: {type(exc).__name__}")

@@ -40,6 +40,8 @@ import httptools
 
 from modelcycle.backends.openai_params import OpenAIParams
 
+DROPPED = "the upstream dropped the connection"
+"""What a client is told of an answer the upstream cut short (any HTTP client's)."""
 Answer = tuple[int, bytes]
 """An answer's status code and (decoded) body."""
 
@@ -107,7 +109,7 @@ class _Connection(asyncio.Protocol):
         self._waiter = waiter
         self.keep_alive = self._headers_done = self._framed = False  # nothing of it yet
         if self.closed:  # lost since it was taken: a write would vanish without a word
-            waiter.set_exception(UpstreamClosed("the upstream dropped the connection"))
+            waiter.set_exception(UpstreamClosed(DROPPED))
             return
         self.transport.write(data)
 
@@ -138,7 +140,7 @@ class _Connection(asyncio.Protocol):
         if self._headers_done and not self._framed:  # an answer delimited by the close
             self._finish()
         else:
-            self._fail(UpstreamClosed("the upstream dropped the connection"))
+            self._fail(UpstreamClosed(DROPPED))
 
     # -- httptools' callbacks ----------------------------------------------------------
 
@@ -252,7 +254,11 @@ class PlainHTTPPool:
                 timer.cancel()
         if connection.keep_alive and not connection.closed and self._keeps(connection, loop):
             connection.idle_since = time.monotonic()
-            self._idle.setdefault((target.host, target.port), deque()).append(connection)
+            address = (target.host, target.port)
+            idle = self._idle.get(address)
+            if idle is None:
+                idle = self._idle[address] = deque()
+            idle.append(connection)
             if self._sweep is None:
                 self._sweep = loop.call_later(self._options.keepalive_s, self._close_idle, loop)
         else:

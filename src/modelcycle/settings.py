@@ -145,6 +145,12 @@ class Settings(BaseSettings):
     default is 700; 0 keeps it): request objects are freed by reference
     counting, so frequent collections cost CPU and find nothing."""
 
+    malloc_keep_mb: int = Field(default=64, ge=0, le=1024)
+    """Freed heap memory (MiB) that glibc keeps in the server and the trace writer for
+    reuse instead of giving it back to the system at once (``M_TRIM_THRESHOLD``; 0
+    keeps glibc's default, 128 KiB). Memory given back is faulted in again page by
+    page when next needed: with tracing on, that was a page fault per request."""
+
     tracing: bool = True
     """Record every gateway request as a trace (``False`` turns recording off)."""
 

@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from sqlalchemy import func, select
 
@@ -25,7 +26,7 @@ from modelcycle.backends import GenerationParams, Message
 from modelcycle.cli.trace_writer import writer_command
 from modelcycle.client import Client
 from modelcycle.events import RequestFinished
-from modelcycle.monitor.spans import SpanRecord, from_request
+from modelcycle.monitor.spans import SpanRecord, from_request, from_wire, request_json, to_wire
 from modelcycle.monitor.writer_process import WriterProcess
 from modelcycle.services import Services
 from modelcycle.store import Store
@@ -258,6 +259,22 @@ def test_without_a_child_to_start_the_server_stores_traces_itself(services: Serv
     services.recorder.close()
     assert event.request_id in rows(services)
     assert writer.starts == 0
+
+
+def test_an_event_sent_as_an_array_reads_back_as_its_json_object() -> None:
+    findings = ({"stage": "input", "detector": "pii", "type": "EMAIL_ADDRESS", "action": "redact"},)
+    event = request(
+        1,
+        guard="redact",
+        guard_findings=findings,
+        user="maria",
+        params=GenerationParams(max_tokens=5, stop=("x",), passthrough={"top_k": 3}),
+    )
+    sent = to_wire(event)
+    assert len(sent) < len(orjson.dumps(request_json(event))) * 0.7, "positions, not names"
+    assert from_wire(orjson.loads(sent)) == request_json(event)
+    with pytest.raises(ValueError, match="fields"):
+        from_wire(orjson.loads(sent)[:-1])  # never a span with fields shifted
 
 
 def test_from_request_keeps_params_inputs_and_guard_findings() -> None:

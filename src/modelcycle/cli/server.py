@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import gc
+import os
 import signal
 from pathlib import Path
 from typing import Annotated
@@ -53,6 +55,37 @@ def tune_gc(settings: Settings) -> None:
     if settings.gc_freeze:
         gc.collect()  # what is garbage now must not be frozen with the rest
         gc.freeze()
+
+
+M_TRIM_THRESHOLD = -1
+M_TOP_PAD = -2
+"""glibc's ``mallopt`` parameters (malloc.h)."""
+TOP_PAD_MB = 16
+
+
+def tune_malloc(settings: Settings) -> bool:
+    """Have glibc keep ``malloc_keep_mb`` of freed heap memory; ``False``: left as it was.
+
+    The recorder holds each request's trace text until its batch is shipped, then
+    frees a batch at once; by default glibc gives that memory back, and the next
+    batch faults it in again page by page (measured: one fault and about 5 µs of
+    system time per request). Not glibc (musl, macOS): nothing to do.
+    """
+    keep = settings.malloc_keep_mb * 1024 * 1024
+    if not keep or not _glibc():
+        return False
+    mallopt = ctypes.CDLL(None).mallopt
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    mallopt.restype = ctypes.c_int
+    pad = min(keep, TOP_PAD_MB * 1024 * 1024)
+    return bool(mallopt(M_TRIM_THRESHOLD, keep)) and bool(mallopt(M_TOP_PAD, pad))
+
+
+def _glibc() -> bool:
+    try:
+        return os.confstr("CS_GNU_LIBC_VERSION") is not None
+    except (ValueError, OSError):  # not a glibc system
+        return False
 
 
 class Terminated(Exception):
@@ -126,6 +159,7 @@ def up(
             )
         )
         tune_gc(settings)
+        tune_malloc(settings)
         # uvicorn shuts down gracefully on SIGINT or SIGTERM, then raises the signal
         # again: SIGTERM (docker stop, systemd) must then also end up in ``finally``,
         # which writes the traces still queued, instead of killing the process.

@@ -20,7 +20,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from modelcycle.cli.server import ConfigOption, tune_gc
+from modelcycle.cli.server import ConfigOption, tune_gc, tune_malloc
 from modelcycle.monitor import gil
 from modelcycle.monitor.writer_process import WriterProcess, serve
 from modelcycle.services import build_services
@@ -98,6 +98,7 @@ def trace_writer(config: ConfigOption = None) -> None:
         services.recorder.writer.holding_lock = normal_class
     gil.alone()  # no requests here to pause for
     tune_gc(settings)  # the garbage collector stops rescanning the services' objects
+    tune_malloc(settings)
     try:
         serve(services.recorder, sys.stdin.fileno(), sys.stdout.buffer)
     finally:

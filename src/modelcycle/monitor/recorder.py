@@ -37,7 +37,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from modelcycle import events, hookspecs
 from modelcycle.monitor import gil
 from modelcycle.monitor.redaction import SpanRedactor
-from modelcycle.monitor.spans import SpanRecord, from_request, from_request_json, to_json
+from modelcycle.monitor.spans import (
+    SpanRecord,
+    from_request,
+    from_request_json,
+    from_wire,
+    to_wire,
+)
 from modelcycle.monitor.writer import SpanWriter
 
 log = logging.getLogger(__name__)
@@ -46,9 +52,9 @@ RequestObserver = Callable[[Sequence[events.RequestFinished]], None]
 Exporter = Callable[[Sequence[SpanRecord]], None]
 YIELD_EVERY = 64
 """Events converted between two GIL yields of the writer thread."""
-Request = events.RequestFinished | bytes | dict[str, Any]
-"""A gateway request: the event, its JSON text (queued for the writer child) or its JSON
-object (``request_json``)."""
+Request = events.RequestFinished | bytes | list[Any] | dict[str, Any]
+"""A gateway request: the event, its JSON array (``to_wire``: queued for the writer child,
+as text, then parsed there) or its JSON object (``request_json``)."""
 Item = Request | SpanRecord
 
 
@@ -137,7 +143,7 @@ class Recorder:
     def modelcycle_request_finished(self, event: events.RequestFinished) -> None:
         """Count a gateway request for the observers and queue its span.
 
-        With a writer child, the event is queued as its JSON text (a few µs, on the
+        With a writer child, the event is queued as its JSON array (``to_wire``, 2 µs, on the
         request path): the event and its objects are then freed at once, still warm
         in the CPU's caches, instead of piling up for a second, and the writer thread
         only joins texts before it ships them.
@@ -148,7 +154,7 @@ class Recorder:
         item: Item = event
         if self.shipper is not None:
             try:
-                item = to_json(event)
+                item = to_wire(event)
             except TypeError:  # beyond orjson (a huge integer): stored by this process
                 item = event
         self.submit(item)
@@ -283,13 +289,15 @@ class Recorder:
         return batch
 
     def _spans(self, requests: Sequence[Request]) -> list[SpanRecord]:
-        """The spans of gateway requests (events, or their JSON objects in the child)."""
+        """The spans of gateway requests (events, their ``to_wire`` arrays, or JSON objects)."""
         made: list[SpanRecord] = []
         for i, request in enumerate(requests):
             if i and not i % YIELD_EVERY:
                 gil.pause()
             if isinstance(request, bytes):
-                made.append(from_request_json(orjson.loads(request), content=self.content))
+                request = orjson.loads(request)
+            if isinstance(request, list):
+                made.append(from_request_json(from_wire(request), content=self.content))
             elif isinstance(request, dict):
                 made.append(from_request_json(request, content=self.content))
             else:

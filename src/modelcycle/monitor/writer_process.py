@@ -40,7 +40,7 @@ import orjson
 
 from modelcycle.monitor import gil
 from modelcycle.monitor.recorder import Recorder, Request, span_from_json
-from modelcycle.monitor.spans import SpanRecord, to_json
+from modelcycle.monitor.spans import SpanRecord, to_json, to_wire
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +248,7 @@ class WriterProcess:
 
 
 def _serialise(requests: Sequence[Request], given: Sequence[SpanRecord]) -> bytes:
-    """``[requests, given]`` as JSON (requests queued as JSON text are used as they are)."""
+    """``[requests, given]`` as JSON (requests queued as ``to_wire`` text are used as they are)."""
     parts: list[bytes] = []
     for i, request in enumerate(requests):
         if isinstance(request, bytes):
@@ -256,7 +256,7 @@ def _serialise(requests: Sequence[Request], given: Sequence[SpanRecord]) -> byte
             continue
         if i and not i % SLICE:
             gil.pause()
-        parts.append(to_json(request))
+        parts.append(to_json(request) if isinstance(request, dict | list) else to_wire(request))
     return b"[[" + b",".join(parts) + b"]," + to_json(given) + b"]"
 
 

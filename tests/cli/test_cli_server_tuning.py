@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -26,17 +27,21 @@ print(json.dumps({"before": before, "after": gc.get_threshold(), "frozen": gc.ge
 
 
 def probe(**env: str) -> dict[str, list[int] | int]:
+    return run_probe(PROBE, **env)
+
+
+def run_probe(code: str, **env: str) -> Any:
+    """What ``code`` prints (JSON), run in a fresh interpreter with ``env`` as settings."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("MODELCYCLE_")}
     done = subprocess.run(
-        [sys.executable, "-c", PROBE],
+        [sys.executable, "-c", code],
         env={**clean, **env},
         capture_output=True,
         text=True,
         check=True,
         timeout=60,
     )
-    found: dict[str, list[int] | int] = json.loads(done.stdout)
-    return found
+    return json.loads(done.stdout)
 
 
 def test_by_default_the_heap_is_frozen_and_young_collections_are_rarer() -> None:
@@ -70,16 +75,7 @@ print(json.dumps({"tuned": tuned, "given_back_mib": (full - rss()) / 2**20}))
 
 
 def malloc_probe(**env: str) -> dict[str, float]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("MODELCYCLE_")}
-    done = subprocess.run(
-        [sys.executable, "-c", MALLOC_PROBE],
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    found: dict[str, float] = json.loads(done.stdout)
+    found: dict[str, float] = run_probe(MALLOC_PROBE, **env)
     return found
 
 

@@ -78,6 +78,14 @@ class Store:
             self.read_engine.dispose()
 
 
+WAL_CHECKPOINT_PAGES = 10_000
+"""Pages the write-ahead log may hold before a write connection checkpoints it (SQLite's
+default: 1,000). Each checkpoint ends in an fsync of the database, which on a slow disk
+cost the trace writer a tenth of its throughput at the default (docs/performance.md)."""
+WAL_LIMIT_BYTES = 64 * 1024 * 1024
+"""What the log is cut back to after a checkpoint, should a long read have let it grow."""
+
+
 def _sqlite_engine(url: str, busy_timeout_s: float, *, begin: str) -> Engine:
     engine = create_engine(
         url, connect_args={"check_same_thread": False, "timeout": busy_timeout_s}
@@ -92,6 +100,9 @@ def _sqlite_engine(url: str, busy_timeout_s: float, *, begin: str) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+        if begin != "BEGIN":  # the write engine: only its connections commit, and checkpoint
+            cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+            cursor.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

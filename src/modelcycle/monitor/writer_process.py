@@ -4,8 +4,9 @@ Storing a span (redaction, rows, rollups, the commit) costs about a hundred
 microseconds of CPU, most of it Python holding the GIL that the request path
 needs: in the server's own writer thread it took 15-20% of the gateway's
 requests/s. ``WriterProcess`` moves that work to a child process. The server's
-recorder still counts each request for ``/metrics`` and queues it as its JSON
-text (orjson, about 2 µs, on the request path), so the writer thread only joins
+recorder still counts each request for ``/metrics`` and queues it as a JSON
+array of its fields (``spans.to_wire``, about 2 µs, on the request path), so the
+writer thread only joins
 the texts of a batch and writes them to the child's stdin. The child (``serve``)
 stores the batch exactly as the server would (``Recorder.store_batch``:
 redaction, exporters, batched writes, spill file when the database fails) and
@@ -20,7 +21,9 @@ pipe is the child's signal to store what it has and exit, so a server that is
 killed never leaves a writer behind.
 
 Frames on the pipe: a header (payload length, batch number; big-endian
-``uint32``, ``uint64``) and the JSON ``[requests, given spans]``.
+``uint32``, ``uint64``) and the JSON ``[requests, given spans]``, each request
+the array ``to_wire`` wrote (the child runs the same code, so positions stand
+for the field names).
 """
 
 from __future__ import annotations

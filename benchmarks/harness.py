@@ -228,6 +228,10 @@ class WrkResult:
     socket_errors: int
     cpu_us: float = 0.0
     """CPU time the server under test spent per request, in microseconds."""
+    sys_us: float = 0.0
+    """The part of ``cpu_us`` spent in the kernel."""
+    faults: float = 0.0
+    """Minor page faults of the server per request (memory given back, then touched again)."""
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
@@ -257,11 +261,12 @@ def wrk(
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
     threads = 2 if connections > 1 else 1
     argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration_s:g}s", "--latency"]
-    cpu_before = cpu_s(pid) if pid else 0.0
+    before = process_counters(pid) if pid else (0.0, 0.0, 0)
     out = subprocess.run(
         [*argv, "-s", str(script), url], capture_output=True, text=True, check=True
     ).stdout
-    cpu_used = cpu_s(pid) - cpu_before if pid else 0.0
+    after = process_counters(pid) if pid else before
+    cpu_used, sys_used, faults = (a - b for a, b in zip(after, before, strict=True))
     percentiles = dict(re.findall(r"^\s+(\d+)%\s+(\S+)$", out, re.MULTILINE))
     total = re.search(r"(\d+) requests in", out)
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -275,6 +280,8 @@ def wrk(
         non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
         socket_errors=sum(int(n) for n in errors.groups()) if errors else 0,
         cpu_us=cpu_used / max(requests, 1) * 1e6,
+        sys_us=sys_used / max(requests, 1) * 1e6,
+        faults=faults / max(requests, 1),
     )
 
 
@@ -288,6 +295,8 @@ def median_of(results: list[WrkResult]) -> WrkResult:
         non_2xx=sum(r.non_2xx for r in results),
         socket_errors=sum(r.socket_errors for r in results),
         cpu_us=statistics.median(r.cpu_us for r in results),
+        sys_us=statistics.median(r.sys_us for r in results),
+        faults=statistics.median(r.faults for r in results),
     )
 
 
@@ -310,6 +319,13 @@ def cpu_s(pid: int) -> float:
     """CPU time (user + system, every thread) a process has used so far, in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_counters(pid: int) -> tuple[float, float, int]:
+    """CPU seconds (all), of them in the kernel, and minor page faults, every thread so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tick, int(fields[12]) / tick, int(fields[7])
 
 
 def trace_writer_pid(pid: int) -> int | None:

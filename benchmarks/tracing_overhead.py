@@ -124,6 +124,10 @@ def main() -> None:
     print(f"tracing on/off req/s at c=1:  {on1.rps / off1.rps:.3f}")
     print(f"added p50 at c=1: {on1.p50_ms - off1.p50_ms:+.3f} ms")
     print(f"server CPU per request at c=16: on {on16.cpu_us:.0f} us, off {off16.cpu_us:.0f} us")
+    print(
+        f"  of it in the kernel: on {on16.sys_us:.0f} us, off {off16.sys_us:.0f} us; "
+        f"minor page faults per request: on {on16.faults:.3f}, off {off16.faults:.3f}"
+    )
     sent = sum(r.requests for key, r in summary.items() if key[0] == "tracing on")
     written = counters.get("modelcycle_traces_written_total", 0)
     dropped = counters.get("modelcycle_traces_dropped_total", 0)

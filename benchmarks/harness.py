@@ -317,8 +317,7 @@ def check_answers(url: str, key: str) -> None:
 
 def cpu_s(pid: int) -> float:
     """CPU time (user + system, every thread) a process has used so far, in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return process_counters(pid)[0]
 
 
 def process_counters(pid: int) -> tuple[float, float, int]:

@@ -33,8 +33,8 @@ class Store:
         self.dialect = parsed.get_backend_name()
         if self.dialect == "sqlite":
             self._prepare_sqlite_file(parsed.database)
-            self.write_engine = _sqlite_engine(url, busy_timeout_s, begin="BEGIN IMMEDIATE")
-            self.read_engine = _sqlite_engine(url, busy_timeout_s, begin="BEGIN")
+            self.write_engine = _sqlite_engine(url, busy_timeout_s, writes=True)
+            self.read_engine = _sqlite_engine(url, busy_timeout_s, writes=False)
         else:
             self.write_engine = _server_engine(url)
             self.read_engine = self.write_engine
@@ -86,7 +86,9 @@ WAL_LIMIT_BYTES = 64 * 1024 * 1024
 """What the log is cut back to after a checkpoint, should a long read have let it grow."""
 
 
-def _sqlite_engine(url: str, busy_timeout_s: float, *, begin: str) -> Engine:
+def _sqlite_engine(url: str, busy_timeout_s: float, *, writes: bool) -> Engine:
+    """An engine whose connections write (take the write lock at BEGIN, and checkpoint) or read."""
+    begin = "BEGIN IMMEDIATE" if writes else "BEGIN"
     engine = create_engine(
         url, connect_args={"check_same_thread": False, "timeout": busy_timeout_s}
     )
@@ -100,7 +102,7 @@ def _sqlite_engine(url: str, busy_timeout_s: float, *, begin: str) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
-        if begin != "BEGIN":  # the write engine: only its connections commit, and checkpoint
+        if writes:  # only these connections commit, so only they checkpoint
             cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
             cursor.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
         cursor.close()

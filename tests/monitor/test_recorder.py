@@ -155,8 +155,8 @@ async def test_a_full_queue_drops_and_counts_and_never_fails_a_request(tmp_path:
         answers = [await http.post("/v1/chat/completions", json=CHAT) for _ in range(12)]
 
         assert [a.status_code for a in answers] == [200] * 12
+        scraped = await scrape(env)  # counts every request answered so far (settles)
         assert recorder.dropped == 12 - 5
-        scraped = await scrape(env)
         assert scraped["modelcycle_traces_dropped_total"] == 7
         assert scraped["modelcycle_trace_queue_depth"] == 5
         release.set()
@@ -175,6 +175,46 @@ async def scrape(env: Env) -> dict[str, float]:
         for sample in family.samples
         if not sample.labels
     }
+
+
+async def test_requests_are_settled_a_few_at_a_time_and_all_before_a_scrape(
+    tmp_path: Path,
+) -> None:
+    # The writer thread would wake only after a minute: only the request path settles.
+    async with gateway(settings_for(tmp_path, trace_flush_interval_s=60)) as env:
+        env.deploy("chat", (env.version("bot", "mock://script?reply=ok"), 100))
+        recorder = env.services.recorder
+        batches: list[int] = []
+        recorder.observers.append(lambda requests: batches.append(len(requests)))
+        http = env.http()
+        every = recorder.settle_every
+        for _ in range(every - 1):
+            assert (await http.post("/v1/chat/completions", json=CHAT)).status_code == 200
+        assert batches == [], "nothing settled on the way"
+        assert recorder.pending == every - 1, "taken, and counted as waiting"
+
+        assert (await http.post("/v1/chat/completions", json=CHAT)).status_code == 200
+        assert batches == [every], "settled in one go"
+        for _ in range(3):
+            assert (await http.post("/v1/chat/completions", json=CHAT)).status_code == 200
+        scraped = await scrape_labelled(env, "modelcycle_requests_total")
+
+        assert batches == [every, 3]
+        assert scraped == every + 3, "a scrape counts every request answered"
+        recorder.flush()
+        assert len(spans_of(env.services.store)) == every + 3
+
+
+async def scrape_labelled(env: Env, name: str) -> float:
+    """The sum of a labelled family's samples on ``/metrics``."""
+    response = await env.http().get("/metrics")
+    assert response.status_code == 200
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+        if sample.name == name
+    )
 
 
 async def test_close_writes_everything_still_queued(tmp_path: Path) -> None:

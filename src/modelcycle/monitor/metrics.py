@@ -5,9 +5,10 @@ translated the Prometheus way (dots to underscores, the unit as a suffix):
 ``gen_ai_client_operation_duration_seconds``, ``gen_ai_client_token_usage``
 and ``gen_ai_server_time_to_first_token_seconds``, plus
 ``modelcycle_requests_total`` and ``modelcycle_guard_findings_total``.
-``Metrics.observe`` is a ``Recorder`` observer: it counts each gateway request
-as it finishes, on the request path (~2 µs: ``modelcycle.monitor.request_series``),
-so that requests dropped by a full trace queue are counted too.
+``Metrics.observe`` is a ``Recorder`` observer: it counts gateway requests a few at
+a time as they finish, on the request path (under a µs each:
+``modelcycle.monitor.request_series``), and before each scrape, so that requests
+dropped by a full trace queue are counted too.
 Labels are bounded on purpose (operation, deployment, version, route, status;
 the guard's detectors and finding types): user, session and trace ids never
 become labels, because each new value is a new time series held forever.
@@ -213,6 +214,7 @@ class Metrics:
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
+        self.recorder = recorder
         if recorder is not None:
             self.registry.register(RecorderCollector(recorder))
         if inventory is not None:
@@ -260,7 +262,13 @@ class Metrics:
         return child
 
     def exposition(self, accept: str | None) -> tuple[bytes, str]:
-        """The registry in the format ``accept`` asks for (OpenMetrics or Prometheus text)."""
+        """The registry in the format ``accept`` asks for (OpenMetrics or Prometheus text).
+
+        The recorder settles the requests it has taken first, so that every request
+        answered so far is counted.
+        """
+        if self.recorder is not None:
+            self.recorder.settle()
         encoder, content_type = choose_encoder(accept or "")
         return encoder(self.registry), content_type
 

@@ -3,8 +3,8 @@
 ``prometheus_client``'s labelled metrics take a lock and walk the buckets for
 every observation: counting one request in its four series cost ~5 µs on the
 request path. Here an observation is a bisection and two additions on Python
-lists (the event loop thread is the only writer; the GIL keeps each addition
-whole), and the Prometheus families are built when someone scrapes. A scrape
+lists (one thread counts at a time, under the recorder's settle lock; the GIL
+keeps each addition whole), and the Prometheus families are built when someone scrapes. A scrape
 that runs while a request is counted may see its bucket without its sum; the
 next scrape sees both.
 """

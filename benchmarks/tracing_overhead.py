@@ -8,8 +8,8 @@ redacted) costs at most 5% of the gateway's requests/s at concurrency 16.
 CPU time is not the server's, so it is printed too: per span, over the measured runs.
 
 Two ``modelcycle up`` servers (``MODELCYCLE_TRACING=true`` and ``false``) forward to the
-same zero-latency mock upstream (see ``harness``); wrk drives each in interleaved rounds
-and the medians are compared. At the end the traced server's ``/metrics`` must show every
+same zero-latency mock upstream (see ``harness``); wrk drives each in interleaved rounds,
+each server first in every other round (ABBA), and the medians are compared. At the end the traced server's ``/metrics`` must show every
 request written and none dropped, or the comparison would flatter tracing.
 
     .venv/bin/python benchmarks/tracing_overhead.py [--duration 2] [--rounds 30]
@@ -91,8 +91,13 @@ def main() -> None:
         for connections in (1, 16):
             for name, gateway in gateways.items():  # warm-up
                 harness.wrk(f"{gateway.url}/v1/chat/completions", scripts[name], connections, 1)
-            for _ in range(args.rounds):
-                for name, gateway in gateways.items():
+            for round_number in range(args.rounds):
+                # ABBA: each server runs first in half of the rounds, so that whatever
+                # the first or the second run of a pair gains cancels out.
+                order = list(gateways.items())
+                if round_number % 2:
+                    order.reverse()
+                for name, gateway in order:
                     url = f"{gateway.url}/v1/chat/completions"
                     found = harness.wrk(url, scripts[name], connections, args.duration, gateway.pid)
                     results.setdefault((name, connections), []).append(found)
@@ -121,6 +126,8 @@ def main() -> None:
     print(f"tracing on/off req/s at c=16: {ratio:.3f}  (goal >= {GOAL:.2f}; median of the rounds)")
     rounds = ", ".join(f"{r:.3f}" for r in paired)
     print(f"  rounds: {rounds}; ratio of medians {on16.rps / off16.rps:.3f}")
+    first, second = statistics.median(paired[::2]), statistics.median(paired[1::2])
+    print(f"  median of the rounds with tracing on run first {first:.3f}, second {second:.3f}")
     print(f"tracing on/off req/s at c=1:  {on1.rps / off1.rps:.3f}")
     print(f"added p50 at c=1: {on1.p50_ms - off1.p50_ms:+.3f} ms")
     print(f"server CPU per request at c=16: on {on16.cpu_us:.0f} us, off {off16.cpu_us:.0f} us")

@@ -9,8 +9,9 @@ CPU time is not the server's, so it is printed too: per span, over the measured 
 
 Two ``modelcycle up`` servers (``MODELCYCLE_TRACING=true`` and ``false``) forward to the
 same zero-latency mock upstream (see ``harness``); wrk drives each in interleaved rounds,
-each server first in every other round (ABBA), and the medians are compared. At the end the traced server's ``/metrics`` must show every
-request written and none dropped, or the comparison would flatter tracing.
+each server first in every other round (ABBA), and the medians are compared. At the end
+the traced server's ``/metrics`` must show every request written and none dropped, or
+the comparison would flatter tracing.
 
     .venv/bin/python benchmarks/tracing_overhead.py [--duration 2] [--rounds 30]
 """
@@ -23,6 +24,7 @@ import os
 import statistics
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import harness
 import httpx
@@ -63,6 +65,30 @@ def recorder_counters(url: str, timeout_s: float = 30.0) -> dict[str, float]:
         time.sleep(0.1)
 
 
+def measure(
+    gateways: dict[str, harness.Gateway],
+    scripts: dict[str, Path],
+    connections: int,
+    rounds: int,
+    duration_s: float,
+) -> dict[str, list[WrkResult]]:
+    """Each gateway's wrk runs, after a warm-up, in ``rounds`` interleaved rounds."""
+    for name, gateway in gateways.items():
+        harness.wrk(f"{gateway.url}/v1/chat/completions", scripts[name], connections, 1)
+    results: dict[str, list[WrkResult]] = {name: [] for name in gateways}
+    for round_number in range(rounds):
+        # ABBA: each server runs first in half of the rounds, so that whatever the
+        # first or the second run of a pair gains cancels out.
+        order = list(gateways.items())
+        if round_number % 2:
+            order.reverse()
+        for name, gateway in order:
+            url = f"{gateway.url}/v1/chat/completions"
+            found = harness.wrk(url, scripts[name], connections, duration_s, gateway.pid)
+            results[name].append(found)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     # Many short rounds: the two runs of a pair are seconds apart, so the machine's
@@ -89,18 +115,9 @@ def main() -> None:
         ]
         results: dict[tuple[str, int], list[WrkResult]] = {}
         for connections in (1, 16):
-            for name, gateway in gateways.items():  # warm-up
-                harness.wrk(f"{gateway.url}/v1/chat/completions", scripts[name], connections, 1)
-            for round_number in range(args.rounds):
-                # ABBA: each server runs first in half of the rounds, so that whatever
-                # the first or the second run of a pair gains cancels out.
-                order = list(gateways.items())
-                if round_number % 2:
-                    order.reverse()
-                for name, gateway in order:
-                    url = f"{gateway.url}/v1/chat/completions"
-                    found = harness.wrk(url, scripts[name], connections, args.duration, gateway.pid)
-                    results.setdefault((name, connections), []).append(found)
+            rounds = measure(gateways, scripts, connections, args.rounds, args.duration)
+            for name, runs in rounds.items():
+                results[(name, connections)] = runs
         counters = recorder_counters(gateways["tracing on"].url)
         writer_cpu = harness.cpu_s(writer) - writer_cpu if writer else 0.0
         untraced = recorder_counters(gateways["tracing off"].url)

@@ -1,9 +1,10 @@
 """The recorder: gateway events and ingested spans -> a bounded queue -> batched writes.
 
-On the request path, observers (Prometheus metrics: counts and labels, never
-text) see each request, which is then appended to a deque; nothing there
-waits: when ``queue_size`` items are waiting, new ones are dropped and
-counted. A writer thread wakes every ``flush_interval_s``
+On the request path, each request is appended to a deque and settled with
+the ones before it every ``settle_every`` requests: observers (Prometheus
+metrics: counts and labels, never text) see the batch, and each request is
+queued; nothing there waits: when ``queue_size`` items are waiting, new ones
+are dropped and counted. A writer thread wakes every ``flush_interval_s``
 and stores the batch. Storing (``store_batch``) turns requests into
 spans, has a ``SpanRedactor`` remove personal data and secrets from span
 text, hands the spans to exporters (OTLP) and writes them. When the database

@@ -181,21 +181,20 @@ class Recorder:
         """
         fresh = self._fresh
         with self._settle_lock:  # observers see one batch at a time
-            found: list[events.RequestFinished] = []
-            while fresh:
-                found.append(fresh.popleft())
+            found = [fresh.popleft() for _ in range(len(fresh))]  # others only append
             if not found:
                 return
             _notify(self.observers, found)
-            shipper = self.shipper
+            if self.shipper is None:
+                self._enqueue_many(found)
+                return
+            items: list[Item] = []
             for event in found:
-                item: Item = event
-                if shipper is not None:
-                    try:
-                        item = to_wire(event)
-                    except TypeError:  # beyond orjson (a huge integer): stored by this process
-                        item = event
-                self._enqueue(item)
+                try:
+                    items.append(to_wire(event))
+                except TypeError:  # beyond orjson (a huge integer): stored by this process
+                    items.append(event)
+            self._enqueue_many(items)
 
     def submit(self, item: Item) -> bool:
         """Queue one event or span; ``False`` (and counted) when the queue is full."""
@@ -203,6 +202,13 @@ class Recorder:
             self.dropped += 1
             return False
         return self._enqueue(item)
+
+    def _enqueue_many(self, items: Sequence[Item]) -> None:
+        room = max(0, self.queue_size - len(self._queue))
+        self._queue.extend(items[:room] if len(items) > room else items)
+        self.dropped += max(0, len(items) - room)
+        if self._thread is None:
+            self._start()
 
     def _enqueue(self, item: Item) -> bool:
         if len(self._queue) >= self.queue_size:

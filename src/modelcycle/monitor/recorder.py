@@ -120,8 +120,9 @@ class Recorder:
         self.content = content
         self.enabled = enabled
         self.redactor = redactor
-        self.settle_every = settle_every
         """Applied to every span before it is exported or stored; ``None`` keeps text as given."""
+        self.settle_every = settle_every
+        """Gateway requests the request path takes before it settles them in one go."""
         self.observers: list[RequestObserver] = []
         """Called with each gateway request as it finishes, on the request path: cheap
         counts and labels only, never text (it is not redacted yet)."""
@@ -185,39 +186,24 @@ class Recorder:
             if not found:
                 return
             _notify(self.observers, found)
-            if self.shipper is None:
-                self._enqueue_many(found)
-                return
-            items: list[Item] = []
-            for event in found:
-                try:
-                    items.append(to_wire(event))
-                except TypeError:  # beyond orjson (a huge integer): stored by this process
-                    items.append(event)
-            self._enqueue_many(items)
+            self._enqueue(found if self.shipper is None else [_wire(event) for event in found])
 
     def submit(self, item: Item) -> bool:
         """Queue one event or span; ``False`` (and counted) when the queue is full."""
         if self._stop:
             self.dropped += 1
             return False
-        return self._enqueue(item)
+        return self._enqueue((item,)) == 1
 
-    def _enqueue_many(self, items: Sequence[Item]) -> None:
+    def _enqueue(self, items: Sequence[Item]) -> int:
+        """Queue what fits, count the rest as dropped; returns how many were queued."""
         room = max(0, self.queue_size - len(self._queue))
-        self._queue.extend(items[:room] if len(items) > room else items)
-        self.dropped += max(0, len(items) - room)
+        taken = items if len(items) <= room else items[:room]
+        self._queue.extend(taken)
+        self.dropped += len(items) - len(taken)
         if self._thread is None:
             self._start()
-
-    def _enqueue(self, item: Item) -> bool:
-        if len(self._queue) >= self.queue_size:
-            self.dropped += 1
-            return False
-        self._queue.append(item)
-        if self._thread is None:
-            self._start()
-        return True
+        return len(taken)
 
     def submit_many(self, spans: Sequence[SpanRecord]) -> int:
         """Queue spans (OTLP, SDK); returns how many were accepted, the rest are counted."""
@@ -456,6 +442,14 @@ def span_from_json(data: dict[str, Any]) -> SpanRecord:
     for name in ("start_time", "end_time"):
         data[name] = datetime.fromisoformat(data[name])
     return SpanRecord(**data)
+
+
+def _wire(event: events.RequestFinished) -> Item:
+    """The event as its ``to_wire`` array, for the writer child; as it is when orjson cannot."""
+    try:
+        return to_wire(event)
+    except TypeError:  # beyond orjson (a huge integer): stored by this process
+        return event
 
 
 def _split(batch: list[Item]) -> tuple[list[Request], list[SpanRecord]]:

@@ -4,9 +4,9 @@
 every observation: counting one request in its four series cost ~5 µs on the
 request path. Here an observation is a bisection and two additions on Python
 lists (one thread counts at a time, under the recorder's settle lock; the GIL
-keeps each addition whole), and the Prometheus families are built when someone scrapes. A scrape
-that runs while a request is counted may see its bucket without its sum; the
-next scrape sees both.
+keeps each addition whole), and the Prometheus families are built when someone
+scrapes. A scrape that runs while a request is counted may see its bucket
+without its sum; the next scrape sees both.
 """
 
 from __future__ import annotations

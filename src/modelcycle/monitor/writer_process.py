@@ -5,12 +5,12 @@ microseconds of CPU, most of it Python holding the GIL that the request path
 needs: in the server's own writer thread it took 15-20% of the gateway's
 requests/s. ``WriterProcess`` moves that work to a child process. The server's
 recorder still counts each request for ``/metrics`` and queues it as a JSON
-array of its fields (``spans.to_wire``, about 2 µs, on the request path), so the
-writer thread only joins the texts of a batch and writes them to the child's
-stdin. The child (``serve``) stores the batch exactly as the server would
-(``Recorder.store_batch``: redaction, exporters, batched writes, spill file when
-the database fails) and answers one JSON line: the batch's number and its
-running counts.
+array of its fields (``spans.to_wire``, about 1 µs, on the request path, a few
+requests at a time: ``Recorder.settle``), so the writer thread only joins the
+texts of a batch and writes them to the child's stdin. The child (``serve``)
+stores the batch exactly as the server would (``Recorder.store_batch``:
+redaction, exporters, batched writes, spill file when the database fails) and
+answers one JSON line: the batch's number and its running counts.
 
 Nothing is lost when the child dies: the server keeps each batch until the
 child has said it is stored, and stores the batches a dead child left behind
